@@ -1,0 +1,30 @@
+"""Adapters: the Lightning bridge and one module per foreign callback style.
+
+``from callbridge.adapters import to_lightning`` is the entry point. Attributes load lazily, so
+importing this package never imports Keras, Hydra or Ray.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "to_lightning": "callbridge.adapters.lightning",
+    "LightningBridge": "callbridge.adapters.lightning",
+    "LightningContext": "callbridge.adapters.lightning",
+    "detect_style": "callbridge.adapters.styles",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'callbridge.adapters' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

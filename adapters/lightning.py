@@ -1,0 +1,492 @@
+"""The bridge: the one place that reads Lightning's trainer state and drives unified callbacks.
+
+:func:`to_lightning` turns callbacks of any supported style into Lightning callbacks. All unified
+callbacks (and the adapters of foreign styles, which are unified callbacks too) run behind one
+:class:`LightningBridge`, so Lightning pays for one callback however many you register, and a hook
+that no callback implements costs one attribute test.
+
+The hook mapping is the table in ``docs/hooks.md``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from callbridge.adapters.styles import describe, detect_style, style_modules
+from callbridge.callbacks import Callback, CallbackContext, CallbackList
+
+# Hooks whose effects (stop, learning rate, weights) are reconciled across ranks at each sync point.
+_SYNC_GROUPS: dict[str, tuple[str, ...]] = {
+    "train_start": ("on_init_end", "on_load", "on_stage_begin", "on_train_begin"),
+    "epoch_start": ("on_epoch_begin",),
+    "step_end": ("on_step_begin", "on_step_end", "on_log"),
+    "evaluate_end": ("on_evaluate_begin", "on_evaluate_batch_begin", "on_evaluate_batch_end", "on_evaluate", "on_log"),
+    "epoch_end": ("on_epoch_end", "on_log", "on_save"),
+    "train_end": ("on_train_end",),
+}
+
+
+class LightningContext(CallbackContext):
+    """A :class:`CallbackContext` whose metrics and stop flag come from a ``lightning.Trainer``."""
+
+    def __init__(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().__init__(
+            model=pl_module,
+            trainer=trainer,
+            world_size=trainer.world_size,
+            is_global_zero=trainer.is_global_zero,
+        )
+
+    def _pull_metrics(self) -> None:
+        self._raw_metrics.update(self.trainer.callback_metrics)
+
+    @property
+    def should_stop(self) -> bool:
+        return self._should_stop or bool(self.trainer.should_stop)
+
+    @should_stop.setter
+    def should_stop(self, value: bool) -> None:
+        self._should_stop = bool(value)
+
+
+class LightningBridge(pl.Callback):
+    """One Lightning callback that runs many unified callbacks; build it with :func:`to_lightning`.
+
+    Example:
+        >>> import lightning as L
+        >>> from callbridge.adapters import to_lightning
+        >>> from callbridge.callbacks import Callback
+        >>> class PrintEpochs(Callback):
+        ...     def on_epoch_end(self, ctx):
+        ...         print("epoch", ctx.epoch, "done")
+        >>> trainer = L.Trainer(callbacks=to_lightning([PrintEpochs()]), max_epochs=1, logger=False)
+    """
+
+    def __init__(self, callbacks: Iterable[Callback]) -> None:
+        self._callbacks = CallbackList(callbacks)
+        self._keys = _unique_state_keys(self._callbacks.callbacks)
+        self._ctx: LightningContext | None = None
+        self._init_done_for: int | None = None
+        self._restored = False
+        self._last_logged_step = -1
+        self._sync_at: dict[str, bool] = {}
+        self._wants: dict[str, bool] = {}
+        self._configure(is_global_zero=True)
+
+    # -- bookkeeping -----------------------------------------------------------------------------
+    @property
+    def callbacks(self) -> list[Callback]:
+        """The unified callbacks, in dispatch order."""
+        return self._callbacks.callbacks
+
+    @property
+    def context(self) -> CallbackContext | None:
+        """The context of the trainer this bridge last ran under."""
+        return self._ctx
+
+    @property
+    def state_key(self) -> str:
+        return f"callbridge[{', '.join(self._keys)}]"
+
+    def _configure(self, *, is_global_zero: bool) -> None:
+        self._callbacks.is_global_zero = is_global_zero
+        self._callbacks._rebuild()
+        listeners = self._callbacks.listeners
+        self._wants = {hook: bool(listeners(hook)) for hook in _hook_names()}
+        self._sync_at = {
+            point: any(listeners(h, all_ranks=True) for h in hooks) for point, hooks in _SYNC_GROUPS.items()
+        }
+        self._wants_step = self._wants["on_step_begin"] or self._wants["on_step_end"] or self._wants["on_log"]
+
+    def _dispatch(self, hook: str) -> None:
+        if self._wants[hook]:
+            self._callbacks.dispatch(hook, self._ctx)
+
+    def _refresh(self, trainer: pl.Trainer) -> LightningContext:
+        ctx = self._ctx
+        ctx.epoch = trainer.current_epoch
+        ctx.step = trainer.global_step
+        ctx.is_training = trainer.training
+        ctx._metrics = None
+        return ctx
+
+    # -- multi-device agreement ------------------------------------------------------------------
+    def _sync(self, trainer: pl.Trainer, point: str) -> None:
+        """Make every rank agree on stop, learning rate and weights; one collective per sync point."""
+        ctx = self._ctx
+        if trainer.world_size == 1 or not self._sync_at[point]:
+            if ctx._should_stop:
+                trainer.should_stop = True
+            ctx._lr_changed = ctx._weights_changed = False
+            return
+        zero = trainer.is_global_zero
+        flags = torch.tensor(
+            [float(ctx._should_stop), float(zero and ctx._lr_changed), float(zero and ctx._weights_changed)],
+            device=trainer.strategy.root_device,
+        )
+        stop, lr_changed, weights_changed = (
+            value > 0 for value in trainer.strategy.reduce(flags, reduce_op="sum").tolist()
+        )
+        ctx._lr_changed = ctx._weights_changed = False
+        if stop:
+            ctx._should_stop = True
+            trainer.should_stop = True
+        if lr_changed:
+            groups = [group for opt in trainer.optimizers for group in opt.param_groups]
+            rates = trainer.strategy.broadcast([group["lr"] for group in groups], src=0)
+            for group, rate in zip(groups, rates, strict=True):
+                group["lr"] = rate
+        if weights_changed:
+            module = trainer.lightning_module
+            for tensor in itertools.chain(module.parameters(), module.buffers()):
+                torch.distributed.broadcast(tensor.data, src=0)
+
+    # -- setup and stages ------------------------------------------------------------------------
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if self._ctx is None or self._ctx.trainer is not trainer:
+            self._ctx = LightningContext(trainer, pl_module)
+        self._ctx.model = pl_module
+        self._ctx.stage = trainer.state.fn.value if trainer.state.fn else str(stage)
+        self._configure(is_global_zero=trainer.is_global_zero)
+        if self._init_done_for != id(trainer):
+            self._init_done_for = id(trainer)
+            self._dispatch("on_init_end")
+
+    def _begin_stage(self, trainer: pl.Trainer) -> None:
+        ctx = self._refresh(trainer)
+        ctx.stage = trainer.state.fn.value
+        ctx.optimizer = trainer.optimizers[0] if trainer.optimizers else None
+        configs = trainer.lr_scheduler_configs
+        ctx.scheduler = configs[0].scheduler if configs else None
+        ctx.exception = None
+        self._dispatch("on_stage_begin")
+
+    def _end_stage(self, trainer: pl.Trainer) -> None:
+        self._refresh(trainer)
+        self._dispatch("on_stage_end")
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._ctx.should_stop = False
+        self._last_logged_step = -1
+        self._begin_stage(trainer)
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._end_stage(trainer)
+
+    # -- training --------------------------------------------------------------------------------
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        ctx = self._refresh(trainer)
+        ctx.total_steps = _total_steps(trainer)
+        self._dispatch("on_train_begin")
+        self._sync(trainer, "train_start")
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._refresh(trainer)
+        self._dispatch("on_train_end")
+        self._sync(trainer, "train_end")
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._sync_at["epoch_start"]:
+            self._refresh(trainer)
+            self._dispatch("on_epoch_begin")
+            self._sync(trainer, "epoch_start")
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._refresh(trainer)
+        self._dispatch("on_epoch_end")
+        self._dispatch("on_log")
+        self._sync(trainer, "epoch_end")
+
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if self._wants["on_step_begin"]:
+            ctx = self._refresh(trainer)
+            ctx.batch, ctx.batch_idx = batch, batch_idx
+            self._callbacks.dispatch("on_step_begin", ctx)
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if not self._wants_step:
+            if self._ctx._should_stop:
+                self._sync(trainer, "step_end")
+            return
+        ctx = self._refresh(trainer)
+        ctx.batch, ctx.batch_idx, ctx.outputs = batch, batch_idx, outputs
+        ctx.loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
+        self._dispatch("on_step_end")
+        if self._wants["on_log"] and ctx.step != self._last_logged_step and ctx.step % trainer.log_every_n_steps == 0:
+            self._last_logged_step = ctx.step
+            self._callbacks.dispatch("on_log", ctx)
+        self._sync(trainer, "step_end")
+
+    # -- evaluation ------------------------------------------------------------------------------
+    def _evaluate_begin(self, trainer: pl.Trainer) -> None:
+        if trainer.state.fn.value != "fit":
+            self._begin_stage(trainer)
+        self._refresh(trainer)
+        self._dispatch("on_evaluate_begin")
+
+    def _evaluate_end(self, trainer: pl.Trainer) -> None:
+        self._refresh(trainer)
+        self._dispatch("on_evaluate")
+        self._dispatch("on_log")
+        if trainer.state.fn.value == "fit":
+            self._sync(trainer, "evaluate_end")
+        else:
+            self._dispatch("on_stage_end")
+
+    def _evaluate_batch(self, hook: str, trainer: pl.Trainer, batch: Any, batch_idx: int, outputs: Any = None) -> None:
+        if self._wants[hook] and not trainer.sanity_checking:
+            ctx = self._refresh(trainer)
+            ctx.batch, ctx.batch_idx, ctx.outputs = batch, batch_idx, outputs
+            self._callbacks.dispatch(hook, ctx)
+
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._evaluate_begin(trainer)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._evaluate_end(trainer)
+
+    def on_validation_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        self._evaluate_batch("on_evaluate_batch_begin", trainer, batch, batch_idx)
+
+    def on_validation_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        self._evaluate_batch("on_evaluate_batch_end", trainer, batch, batch_idx, outputs)
+
+    def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._evaluate_begin(trainer)
+
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._evaluate_end(trainer)
+
+    def on_test_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        self._evaluate_batch("on_evaluate_batch_begin", trainer, batch, batch_idx)
+
+    def on_test_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        self._evaluate_batch("on_evaluate_batch_end", trainer, batch, batch_idx, outputs)
+
+    # -- prediction ------------------------------------------------------------------------------
+    def on_predict_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._begin_stage(trainer)
+        self._dispatch("on_predict_begin")
+
+    def on_predict_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._refresh(trainer)
+        self._dispatch("on_predict_end")
+        self._dispatch("on_stage_end")
+
+    def on_predict_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        self._evaluate_batch("on_predict_batch_begin", trainer, batch, batch_idx)
+
+    def on_predict_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        self._evaluate_batch("on_predict_batch_end", trainer, batch, batch_idx, outputs)
+
+    # -- checkpoints and failures ----------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {key: cb.state_dict() for key, cb in zip(self._keys, self._callbacks.callbacks, strict=True)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if not self._restored:  # on_load_checkpoint already restored these from the same checkpoint
+            self._restore(state_dict)
+        self._restored = False
+
+    def _restore(self, states: Mapping[str, Any] | None) -> None:
+        for key, callback in zip(self._keys, self._callbacks.callbacks, strict=True):
+            if states and key in states:
+                callback.load_state_dict(states[key])
+
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        if self._wants["on_save"]:
+            ctx = self._refresh(trainer)
+            ctx.checkpoint = checkpoint
+            try:
+                self._callbacks.dispatch("on_save", ctx)
+            finally:
+                ctx.checkpoint = None
+
+    def on_load_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        self._restore(checkpoint.get("callbacks", {}).get(self.state_key))
+        self._restored = True
+        if self._wants["on_load"]:
+            ctx = self._refresh(trainer)
+            ctx.checkpoint = checkpoint
+            try:
+                self._callbacks.dispatch("on_load", ctx)
+            finally:
+                ctx.checkpoint = None
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        if self._ctx is None:
+            return
+        self._ctx.exception = exception
+        self._dispatch("on_exception")
+
+    def __repr__(self) -> str:
+        return f"LightningBridge({self._callbacks.callbacks!r})"
+
+
+def _hook_names() -> tuple[str, ...]:
+    from callbridge.callbacks import HOOKS
+
+    return HOOKS
+
+
+def _total_steps(trainer: pl.Trainer) -> int | None:
+    try:
+        steps = trainer.estimated_stepping_batches
+    except Exception:  # no dataloader length, e.g. an iterable dataset
+        return None
+    return int(steps) if steps != float("inf") else None
+
+
+def _unique_state_keys(callbacks: list[Callback]) -> list[str]:
+    seen: dict[str, int] = {}
+    keys = []
+    for callback in callbacks:
+        key = callback.state_key
+        count = seen.get(key, 0)
+        seen[key] = count + 1
+        keys.append(key if count == 0 else f"{key}[{count}]")
+    return keys
+
+
+def to_lightning(callbacks: Any, **options: Any) -> list[pl.Callback]:
+    """Lightning callbacks that run ``callbacks``, whatever style each is written in.
+
+    Accepts one object or a list mixing unified callbacks, native Lightning callbacks (passed
+    through unchanged) and callbacks of every installed foreign style. All unified and adapted
+    callbacks share one :class:`LightningBridge`, placed where the first of them was.
+
+    Args:
+        callbacks: a callback, a ``CallbackList``, or a list of them.
+        **options: passed to the foreign styles' adapters (for example ``key_map`` for Keras).
+
+    Raises:
+        TypeError: an object of no supported style (the message lists the supported styles), a
+            class instead of an instance, or an object matching several styles.
+        ValueError: the same object registered twice.
+
+    Example:
+        >>> import lightning as L
+        >>> from callbridge.adapters import to_lightning
+        >>> from callbridge.callbacks import Callback
+        >>> class HaltOnNan(Callback):
+        ...     def on_step_end(self, ctx):
+        ...         if ctx.loss != ctx.loss:
+        ...             ctx.should_stop = True
+        >>> lightning_callbacks = to_lightning([HaltOnNan(), L.pytorch.callbacks.LearningRateMonitor()])
+        >>> [type(cb).__name__ for cb in lightning_callbacks]
+        ['LightningBridge', 'LearningRateMonitor']
+    """
+    objects = _flatten(callbacks)
+    seen: set[int] = set()
+    for index, obj in enumerate(objects):
+        if id(obj) in seen:
+            raise ValueError(f"callback #{index} ({describe(obj)}) is registered twice; pass each instance once")
+        seen.add(id(obj))
+
+    styles = []
+    for index, obj in enumerate(objects):
+        try:
+            styles.append(detect_style(obj))
+        except TypeError as error:
+            raise TypeError(f"to_lightning: callback #{index}: {error}") from None
+
+    unified: list[Callback] = []
+    result: list[Any] = []
+    bridge_at: int | None = None
+    modules = {module.STYLE: module for module in style_modules()}
+    by_style: dict[str, list[Any]] = {}
+    for obj, style in zip(objects, styles, strict=True):
+        if style == "lightning":
+            result.append(obj)
+            continue
+        if bridge_at is None:
+            bridge_at = len(result)
+        if style == "callbridge":
+            unified.append(obj)
+        elif style not in by_style:
+            by_style[style] = [obj]
+            unified.append(style)  # placeholder: the style's adapters go where its first callback was
+        else:
+            by_style[style].append(obj)
+    if bridge_at is None:
+        if options:
+            raise TypeError(f"to_lightning: options {sorted(options)} given, but no callback of a foreign style")
+        return result
+
+    expanded: list[Callback] = []
+    for item in unified:
+        if isinstance(item, str):
+            expanded.extend(modules[item].adapt(by_style[item], **_options_for(modules[item], options)))
+        else:
+            expanded.append(item)
+    _check_options_used(options, [modules[s] for s in by_style])
+    result.insert(bridge_at, LightningBridge(expanded))
+    return result
+
+
+def _flatten(callbacks: Any) -> list[Any]:
+    if isinstance(callbacks, CallbackList):
+        return callbacks.callbacks
+    if isinstance(callbacks, (list, tuple)):
+        out: list[Any] = []
+        for item in callbacks:
+            out.extend(item.callbacks if isinstance(item, CallbackList) else [item])
+        return out
+    return [callbacks]
+
+
+def _options_for(module: Any, options: Mapping[str, Any]) -> dict[str, Any]:
+    accepted = getattr(module, "OPTIONS", ())
+    return {key: value for key, value in options.items() if key in accepted}
+
+
+def _check_options_used(options: Mapping[str, Any], modules: list[Any]) -> None:
+    accepted = {key for module in modules for key in getattr(module, "OPTIONS", ())}
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        valid = ", ".join(sorted(accepted)) or "none for the styles given"
+        raise TypeError(f"to_lightning: unknown option(s) {unknown}; valid here: {valid}")

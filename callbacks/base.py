@@ -1,0 +1,165 @@
+"""The unified callback interface: one object, one context, hooks that say when they fire."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from callbridge.callbacks.context import CallbackContext
+
+#: Every hook of the unified API, in the order a ``fit`` run first reaches them.
+HOOKS: tuple[str, ...] = (
+    "on_init_end",
+    "on_load",
+    "on_stage_begin",
+    "on_train_begin",
+    "on_epoch_begin",
+    "on_step_begin",
+    "on_step_end",
+    "on_log",
+    "on_evaluate_begin",
+    "on_evaluate_batch_begin",
+    "on_evaluate_batch_end",
+    "on_evaluate",
+    "on_epoch_end",
+    "on_save",
+    "on_train_end",
+    "on_predict_begin",
+    "on_predict_batch_begin",
+    "on_predict_batch_end",
+    "on_predict_end",
+    "on_stage_end",
+    "on_exception",
+)
+
+
+class Callback:
+    """Base class of every unified callback.
+
+    Override the hooks you need; each receives the one :class:`CallbackContext` of the run, which
+    reads the training state (``ctx.loss``, ``ctx.metrics``, ``ctx.epoch`` ...) and takes writes
+    (``ctx.should_stop``, ``ctx.learning_rate``). A hook you do not override costs nothing: the
+    dispatcher never calls it.
+
+    Example:
+        >>> from callbridge.callbacks import Callback, CallbackContext
+        >>> class HaltOnNan(Callback):
+        ...     def on_step_end(self, ctx: CallbackContext):
+        ...         if ctx.loss != ctx.loss:  # NaN check
+        ...             print(f"NaN overflow detected at step {ctx.step}!")
+        ...             ctx.should_stop = True
+        >>> sorted(HaltOnNan().implemented_hooks())
+        ['on_step_end']
+
+    Attributes:
+        priority: callbacks with a lower priority run first; ties keep registration order.
+        rank_zero_only: when True the callback runs on global rank zero only, and the bridge
+            broadcasts what it changes (stop, learning rate, weights) to the other ranks.
+    """
+
+    priority: ClassVar[int] = 100
+    rank_zero_only: ClassVar[bool] = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def on_init_end(self, ctx: CallbackContext) -> None:
+        """Once per engine, after it is set up and before anything else fires."""
+
+    def on_stage_begin(self, ctx: CallbackContext) -> None:
+        """At the start of an entry point; ``ctx.stage`` is ``fit``, ``validate``, ``test`` or ``predict``."""
+
+    def on_stage_end(self, ctx: CallbackContext) -> None:
+        """After an entry point finished without an exception (see :meth:`on_exception`)."""
+
+    # -- training ----------------------------------------------------------------------------
+    def on_train_begin(self, ctx: CallbackContext) -> None:
+        """Before the training loop starts."""
+
+    def on_train_end(self, ctx: CallbackContext) -> None:
+        """After the training loop ends (also after an early stop)."""
+
+    def on_epoch_begin(self, ctx: CallbackContext) -> None:
+        """At the start of each training epoch."""
+
+    def on_epoch_end(self, ctx: CallbackContext) -> None:
+        """At the end of each training epoch, after that epoch's validation: ``ctx.metrics`` holds both."""
+
+    def on_step_begin(self, ctx: CallbackContext) -> None:
+        """Before each training batch (forward, backward and optimizer step)."""
+
+    def on_step_end(self, ctx: CallbackContext) -> None:
+        """After each training batch; ``ctx.loss`` is that batch's loss."""
+
+    def on_log(self, ctx: CallbackContext) -> None:
+        """When new metrics are in ``ctx.metrics``: at the engine's logging cadence, after each
+        evaluation pass and after each training epoch."""
+
+    # -- evaluation --------------------------------------------------------------------------
+    def on_evaluate_begin(self, ctx: CallbackContext) -> None:
+        """Before an evaluation pass: validation inside fit, ``validate`` or ``test``."""
+
+    def on_evaluate_batch_begin(self, ctx: CallbackContext) -> None:
+        """Before each evaluation batch."""
+
+    def on_evaluate_batch_end(self, ctx: CallbackContext) -> None:
+        """After each evaluation batch."""
+
+    def on_evaluate(self, ctx: CallbackContext) -> None:
+        """After each evaluation pass; ``ctx.metrics`` holds its results."""
+
+    # -- prediction --------------------------------------------------------------------------
+    def on_predict_begin(self, ctx: CallbackContext) -> None:
+        """Before a prediction pass."""
+
+    def on_predict_batch_begin(self, ctx: CallbackContext) -> None:
+        """Before each prediction batch."""
+
+    def on_predict_batch_end(self, ctx: CallbackContext) -> None:
+        """After each prediction batch; ``ctx.outputs`` holds its predictions."""
+
+    def on_predict_end(self, ctx: CallbackContext) -> None:
+        """After a prediction pass."""
+
+    # -- checkpoints and failures ------------------------------------------------------------
+    def on_save(self, ctx: CallbackContext) -> None:
+        """Before a checkpoint is written; ``ctx.checkpoint`` is the dict being saved and may be edited."""
+
+    def on_load(self, ctx: CallbackContext) -> None:
+        """After a checkpoint is loaded (callback state already restored); ``ctx.checkpoint`` is what was read."""
+
+    def on_exception(self, ctx: CallbackContext) -> None:
+        """When the run raises; ``ctx.exception`` is the exception, which still propagates."""
+
+    # -- resumable state ---------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """State to keep in checkpoints (counters, best values). Default: nothing."""
+        return {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+
+    @property
+    def state_key(self) -> str:
+        """Key of this callback's state in a checkpoint; duplicates get ``[1]``, ``[2]`` appended."""
+        return type(self).__qualname__
+
+    # -- dispatch ----------------------------------------------------------------------------
+    def implemented_hooks(self) -> frozenset[str]:
+        """The hooks this callback overrides; only these are ever called.
+
+        Adapters override this to listen to exactly what their wrapped callbacks need.
+        """
+        return _overridden_hooks(type(self))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__qualname__}()"
+
+
+_OVERRIDES: dict[type, frozenset[str]] = {}
+
+
+def _overridden_hooks(cls: type) -> frozenset[str]:
+    hooks = _OVERRIDES.get(cls)
+    if hooks is None:
+        hooks = frozenset(h for h in HOOKS if getattr(cls, h) is not getattr(Callback, h))
+        _OVERRIDES[cls] = hooks
+    return hooks

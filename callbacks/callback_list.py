@@ -1,0 +1,108 @@
+"""Many callbacks behind one object, for engines and hand-written loops."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from callbridge.callbacks.base import HOOKS, Callback
+from callbridge.callbacks.context import CallbackContext
+
+
+class CallbackList:
+    """Dispatches each hook to every callback that implements it, in priority order.
+
+    Lower ``priority`` runs first; ties keep the order given. Every callback receives every event,
+    also after an earlier one set ``ctx.should_stop``. Callbacks marked ``rank_zero_only`` are left
+    out when ``is_global_zero`` is False.
+
+    Example, a plain PyTorch loop:
+        >>> import torch
+        >>> from callbridge.callbacks import Callback, CallbackContext, CallbackList
+        >>> class StopAfterTwo(Callback):
+        ...     def on_epoch_end(self, ctx):
+        ...         ctx.should_stop = ctx.epoch >= 1
+        >>> model = torch.nn.Linear(4, 1)
+        >>> opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        >>> callbacks = CallbackList([StopAfterTwo()])
+        >>> ctx = CallbackContext(model=model, optimizer=opt)
+        >>> callbacks.on_train_begin(ctx)
+        >>> for epoch in range(10):
+        ...     ctx.epoch = epoch
+        ...     callbacks.on_epoch_begin(ctx)
+        ...     loss = model(torch.randn(8, 4)).pow(2).mean()
+        ...     opt.zero_grad(); loss.backward(); opt.step()
+        ...     ctx.loss, ctx.step = loss.detach(), ctx.step + 1
+        ...     callbacks.on_step_end(ctx)
+        ...     callbacks.on_epoch_end(ctx)
+        ...     if ctx.should_stop:
+        ...         break
+        >>> callbacks.on_train_end(ctx)
+        >>> ctx.epoch
+        1
+    """
+
+    def __init__(self, callbacks: Iterable[Callback] = (), *, is_global_zero: bool = True) -> None:
+        self.is_global_zero = is_global_zero
+        self._callbacks: list[Callback] = []
+        self.extend(callbacks)
+
+    def append(self, callback: Callback) -> None:
+        self.extend([callback])
+
+    def extend(self, callbacks: Iterable[Callback]) -> None:
+        for callback in callbacks:
+            if not isinstance(callback, Callback):
+                raise TypeError(
+                    f"CallbackList takes callbridge.callbacks.Callback instances, got "
+                    f"{type(callback).__module__}.{type(callback).__qualname__}; wrap other styles "
+                    "with callbridge.adapters.to_lightning or their adapter"
+                )
+            self._callbacks.append(callback)
+        # sorted() is stable: equal priorities keep registration order.
+        self._callbacks.sort(key=lambda cb: cb.priority)
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        self._all_listeners: dict[str, tuple[Callback, ...]] = {
+            hook: tuple(cb for cb in self._callbacks if hook in cb.implemented_hooks()) for hook in HOOKS
+        }
+        self._listeners: dict[str, tuple[Callback, ...]] = {
+            hook: tuple(cb for cb in cbs if self.is_global_zero or not cb.rank_zero_only)
+            for hook, cbs in self._all_listeners.items()
+        }
+
+    @property
+    def callbacks(self) -> list[Callback]:
+        """The callbacks in dispatch order."""
+        return list(self._callbacks)
+
+    def __iter__(self) -> Iterator[Callback]:
+        return iter(self._callbacks)
+
+    def __len__(self) -> int:
+        return len(self._callbacks)
+
+    def listeners(self, hook: str, *, all_ranks: bool = False) -> tuple[Callback, ...]:
+        """The callbacks that run at ``hook`` here (or on any rank, with ``all_ranks``)."""
+        return (self._all_listeners if all_ranks else self._listeners)[hook]
+
+    def dispatch(self, hook: str, ctx: CallbackContext) -> None:
+        """Call ``hook`` on every callback that implements it."""
+        for callback in self._listeners[hook]:
+            getattr(callback, hook)(ctx)
+
+    # The named hooks, so that a loop reads like the Keras and seed examples.
+    def __getattr__(self, name: str) -> Any:
+        if name in HOOKS:
+            listeners = self.__dict__["_listeners"][name]
+
+            def call(ctx: CallbackContext) -> None:
+                for callback in listeners:
+                    getattr(callback, name)(ctx)
+
+            return call
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}; hooks are: {', '.join(HOOKS)}")
+
+    def __repr__(self) -> str:
+        return f"CallbackList({self._callbacks!r})"

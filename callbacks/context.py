@@ -1,0 +1,178 @@
+"""The one object every unified hook receives: the training state, readable and writable."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+
+def as_float(value: Any) -> float | None:
+    """``value`` as a Python float (NaN preserved), or None when it is not a single number.
+
+    A tensor is converted with one ``.item()``: on an accelerator that is a device-to-host sync,
+    which is why the context calls this only when a callback reads the value.
+    """
+    if isinstance(value, float):
+        return value
+    if isinstance(value, (int, bool)):
+        return float(value)
+    numel = getattr(value, "numel", None)
+    if numel is not None:
+        return float(value.item()) if numel() == 1 else None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class CallbackContext:
+    """Read/write view of a training run, shared by every callback of that run.
+
+    The engine (the Lightning bridge, or your own loop) keeps the fields current; callbacks read
+    them and may write ``should_stop`` and ``learning_rate``. Numbers that live on a device
+    (``loss``, ``metrics``) are turned into Python floats only when a callback reads them.
+
+    Example, in a hand-written loop:
+        >>> import torch
+        >>> from callbridge.callbacks import CallbackContext
+        >>> model = torch.nn.Linear(2, 1)
+        >>> ctx = CallbackContext(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+        >>> ctx.loss = torch.tensor(float("nan"))
+        >>> ctx.loss != ctx.loss  # a Python float, NaN preserved
+        True
+        >>> ctx.learning_rate = 0.01  # sets every param group
+        >>> ctx.optimizer.param_groups[0]["lr"]
+        0.01
+
+    Fields:
+        epoch: training epochs completed before the current one (0-based index of the current epoch).
+        step: optimizer steps completed.
+        total_steps: optimizer steps the run will take at most, when known.
+        batch_idx: index of the current batch within its epoch or pass.
+        stage: ``"fit"``, ``"validate"``, ``"test"`` or ``"predict"``.
+        is_training: True inside the training loop, False during evaluation and prediction.
+        model, optimizer, scheduler: the objects being trained (``None`` where absent).
+        is_global_zero, world_size: the process's place in a multi-device run.
+        checkpoint: the checkpoint dict in ``on_save`` / ``on_load``.
+        exception: the exception in ``on_exception``.
+        outputs, batch: the current batch and what the step returned for it.
+        trainer: the engine driving the run (a ``lightning.Trainer`` under the bridge), or None.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: Any = None,
+        optimizer: Any = None,
+        scheduler: Any = None,
+        trainer: Any = None,
+        stage: str = "fit",
+        total_steps: int | None = None,
+        world_size: int = 1,
+        is_global_zero: bool = True,
+    ) -> None:
+        self.model = model
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.trainer = trainer
+        self.stage = stage
+        self.total_steps = total_steps
+        self.world_size = world_size
+        self.is_global_zero = is_global_zero
+        self.epoch = 0
+        self.step = 0
+        self.batch_idx = 0
+        self.is_training = False
+        self.checkpoint: dict[str, Any] | None = None
+        self.exception: BaseException | None = None
+        self.outputs: Any = None
+        self.batch: Any = None
+        self._should_stop = False
+        self._loss_raw: Any = None
+        self._loss: float | None = None
+        self._loss_ready = True
+        self._raw_metrics: dict[str, Any] = {}
+        self._metrics: dict[str, float] | None = {}
+        self._lr_changed = False
+        self._weights_changed = False
+
+    # -- loss ----------------------------------------------------------------------------------
+    @property
+    def loss(self) -> float | None:
+        """The last training batch's loss as a float (NaN preserved); None before the first step."""
+        if not self._loss_ready:
+            self._loss = None if self._loss_raw is None else as_float(self._loss_raw)
+            self._loss_ready = True
+        return self._loss
+
+    @loss.setter
+    def loss(self, value: Any) -> None:
+        self._loss_raw = value
+        self._loss_ready = False
+
+    # -- metrics -------------------------------------------------------------------------------
+    @property
+    def metrics(self) -> dict[str, float]:
+        """Everything logged so far in this run, as ``{name: float}``; later values replace earlier ones."""
+        if self._metrics is None:
+            self._pull_metrics()
+            converted = {}
+            for key, value in self._raw_metrics.items():
+                number = as_float(value)
+                if number is not None:
+                    converted[key] = number
+            self._metrics = converted
+        return self._metrics
+
+    @metrics.setter
+    def metrics(self, values: Mapping[str, Any]) -> None:
+        self._raw_metrics = dict(values)
+        self._metrics = None
+
+    def update_metrics(self, values: Mapping[str, Any]) -> None:
+        """Merge new raw values (tensors or numbers); they are converted when first read."""
+        self._raw_metrics.update(values)
+        self._metrics = None
+
+    def _pull_metrics(self) -> None:
+        """Engines that keep metrics elsewhere override this to merge them in before conversion."""
+
+    # -- writes --------------------------------------------------------------------------------
+    @property
+    def should_stop(self) -> bool:
+        """Set to True to stop training at the next point the engine can stop."""
+        return self._should_stop
+
+    @should_stop.setter
+    def should_stop(self, value: bool) -> None:
+        self._should_stop = bool(value)
+
+    @property
+    def learning_rate(self) -> float | None:
+        """The first param group's learning rate; assigning sets every param group of ``optimizer``."""
+        if self.optimizer is None:
+            return None
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None:
+        if self.optimizer is None:
+            raise AttributeError("ctx.learning_rate cannot be set: this run has no optimizer")
+        value = float(value)
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"ctx.learning_rate must be a finite number >= 0, got {value!r}")
+        for group in self.optimizer.param_groups:
+            group["lr"] = value
+        self._lr_changed = True
+
+    def mark_weights_changed(self) -> None:
+        """Tell the engine this process replaced the model's weights (a rank-zero-only callback
+        restoring a snapshot, say), so that a multi-device engine broadcasts them."""
+        self._weights_changed = True
+
+    def __repr__(self) -> str:
+        return (
+            f"CallbackContext(stage={self.stage!r}, epoch={self.epoch}, step={self.step}, "
+            f"batch_idx={self.batch_idx}, should_stop={self.should_stop})"
+        )
