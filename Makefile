@@ -8,6 +8,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 export MLFLOW_TRACKING_URI ?=
 export WANDB_MODE := offline
 export WANDB_SILENT := true
+export NO_MKDOCS_2_WARNING := 1
 
 .PHONY: install demo test lint format bench bench-smoke docs clean
 
