@@ -1,0 +1,26 @@
+"""Every example runs, in a short smoke mode, as a user would start it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).parents[1]
+
+
+def run_example(*args: str, timeout: int = 300) -> str:
+    proc = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_digits_demo_smoke() -> None:
+    out = run_example("examples/digits/train.py", "--smoke")
+    assert "callbridge demo: trained 1 epochs (2 optimizer steps)" in out
+    assert "epoch 0: train_loss" in out
+
+
+def test_plain_loop_example() -> None:
+    out = run_example("examples/plain_loop.py")
+    assert "stopping" in out and "'stopped_early': True" in out
