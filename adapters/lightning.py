@@ -118,10 +118,12 @@ class LightningBridge(pl.Callback):
     def _sync(self, trainer: pl.Trainer, point: str) -> None:
         """Make every rank agree on stop, learning rate and weights; one collective per sync point."""
         ctx = self._ctx
-        if trainer.world_size == 1 or not self._sync_at[point]:
+        if trainer.world_size == 1:
             if ctx._should_stop:
                 trainer.should_stop = True
             ctx._lr_changed = ctx._weights_changed = False
+            return
+        if not self._sync_at[point]:  # no callback on any rank acts here: decide at the next sync point
             return
         zero = trainer.is_global_zero
         flags = torch.tensor(
@@ -213,8 +215,6 @@ class LightningBridge(pl.Callback):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         if not self._wants_step:
-            if self._ctx._should_stop:
-                self._sync(trainer, "step_end")
             return
         ctx = self._refresh(trainer)
         ctx.batch, ctx.batch_idx, ctx.outputs = batch, batch_idx, outputs
