@@ -155,8 +155,9 @@ class _Keys:
         if hit != ():
             return hit  # type: ignore[return-value]
         suffix = "_step" if name.endswith("_step") else "_epoch" if name.endswith("_epoch") else ""
-        if name in self.key_map:
-            target = self.key_map[name]
+        mapped = name if name in self.key_map else name[: -len(suffix)] if suffix else None
+        if mapped in self.key_map:  # exact name first, then the name without Lightning's _step/_epoch suffix
+            target = self.key_map[mapped]
             result = None if target is None else (("val" if target.startswith("val_") else "train"), target, suffix)
         else:
             kind, keras_name = default_key(name)
