@@ -176,7 +176,7 @@ def test_trace_logs_are_floats_with_keras_names(traces):
     _, ours = traces
     epoch_ends = [e for e in ours if e[0] == "on_epoch_end"]
     assert epoch_ends[0][2] == (("loss", "float"), ("val_loss", "float"))
-    assert [e for e in ours if e[0] == "on_train_end"][0][2] == (("loss", "float"), ("val_loss", "float"))
+    assert next(e for e in ours if e[0] == "on_train_end")[2] == (("loss", "float"), ("val_loss", "float"))
     assert ("on_test_end", None, (("loss", "float"),)) in ours
     assert ("on_train_batch_end", 0, (("loss", "float"),)) in ours
 
@@ -191,7 +191,8 @@ def test_trainer_test_reports_unprefixed_keys(traces):
 
 def test_sanity_check_is_invisible(traces):
     _, ours = traces  # make_trainer runs 2 sanity-check batches; the trace starts with set_model/on_train_begin
-    assert ours[:3] == [("set_model",), ("set_params", ("epochs", "steps", "verbose"), 2, 4), ("on_train_begin", None, ())]
+    params = ("set_params", ("epochs", "steps", "verbose"), 2, 4)
+    assert ours[:3] == [("set_model",), params, ("on_train_begin", None, ())]
 
 
 # -- semantics against keras.Model.fit on a scripted val_loss sequence ----------------------------
@@ -302,7 +303,7 @@ def run_two(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("keras_two")
     k, ours = _run_two(tmp, "keras"), _run_two(tmp, "ours")
     keras_fit(k["list"], epochs=10)
-    trainer, module = lightning_fit(ours["list"], epochs=10, limit_val_batches=1)
+    _trainer, module = lightning_fit(ours["list"], epochs=10, limit_val_batches=1)
     return k, ours, module, tmp
 
 
@@ -315,7 +316,7 @@ def test_baseline_and_lr_scheduler_match_keras(run_two):
 
 
 def test_model_checkpoint_writes_safetensors_state_dicts(run_two):
-    k, ours, module, tmp = run_two
+    _k, ours, module, tmp = run_two
     from safetensors.torch import load_file
 
     ours_files = sorted(p.name for p in tmp.glob("ours-*"))
