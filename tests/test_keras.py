@@ -503,3 +503,16 @@ def test_resume_stops_at_the_same_epoch(tmp_path):
     checkpoint = torch.load(tmp_path / "last.ckpt", weights_only=True)
     (state,) = [v for k, v in checkpoint["callbacks"].items() if "KerasAdapter" in k]
     assert state["KerasAdapter"]["1:EarlyStopping"]["wait"] == 1
+
+
+# -- DDP (2 processes, gloo): tests/ddp_scenarios/keras.py -----------------------------------------
+def test_ddp_keras_callbacks_agree_across_ranks(ddp_results):
+    rank0, rank1 = ddp_results("keras_early_stop_lr_csv")
+    assert rank0["epoch"] == rank1["epoch"] == 8  # EarlyStopping stopped both ranks after epoch index 7
+    assert rank0["global_step"] == rank1["global_step"] == 8
+    assert rank0["stopped_epoch"] == 7 and rank1["stopped_epoch"] == 0  # the callbacks ran on rank zero only
+    assert (rank0["callback_calls"], rank1["callback_calls"]) == (8, 0)
+    assert rank0["lr"] == rank1["lr"] == pytest.approx(0.1 * 0.5**5)  # ReduceLROnPlateau, broadcast
+    assert rank0["csv_epochs"] == rank1["csv_epochs"] == [str(e) for e in range(8)]  # one file, written once
+    assert rank0["csv_files"] == rank1["csv_files"] == ["log.csv"]
+    assert rank0["weights"] == rank1["weights"]  # restore_best_weights, broadcast from rank zero
