@@ -584,9 +584,9 @@ class KerasAdapter(Callback):
                 else:
                     _try_setattr(obj, "model", self.model)
                 if callable(getattr(obj, "set_params", None)):
-                    obj.set_params(dict(params))
+                    obj.set_params(params)  # one dict for all, as Keras' CallbackList passes it
                 else:
-                    _try_setattr(obj, "params", dict(params))
+                    _try_setattr(obj, "params", params)
             finally:
                 self._current = None
 
