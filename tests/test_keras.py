@@ -516,3 +516,41 @@ def test_ddp_keras_callbacks_agree_across_ranks(ddp_results):
     assert rank0["csv_epochs"] == rank1["csv_epochs"] == [str(e) for e in range(8)]  # one file, written once
     assert rank0["csv_files"] == rank1["csv_files"] == ["log.csv"]
     assert rank0["weights"] == rank1["weights"]  # restore_best_weights, broadcast from rank zero
+
+
+# -- the model proxy in a plain loop (no trainer) -------------------------------------------------
+def test_model_proxy_without_a_trainer(tmp_path):
+    from callbridge.callbacks import CallbackContext
+    from safetensors.torch import load_file
+
+    class Grab:
+        def on_train_begin(self, logs=None):
+            pass
+
+    module = torch.nn.Linear(2, 1)
+    ctx = CallbackContext(model=module, optimizer=torch.optim.SGD(module.parameters(), lr=0.1))
+    grab = Grab()
+    adapter = KerasAdapter([grab])
+    adapter.on_train_begin(ctx)
+    model = grab.model
+    assert grab.params == {"verbose": 1, "epochs": None, "steps": None}
+    assert bool(model) and model.name == "Linear" and model.weight is module.weight  # fall-through
+    weights = model.get_weights()
+    weights[0][...] = 7.0
+    assert not torch.all(module.weight == 7.0)  # copies
+    model.set_weights(weights)
+    assert torch.all(module.weight == 7.0) and ctx._weights_changed
+    with pytest.raises(ValueError, match="1 arrays; the model has 2"):
+        model.set_weights(weights[:1])
+    assert not hasattr(model.optimizer, "optimizers")  # Keras' own probe
+    model.optimizer.learning_rate = 0.25
+    assert ctx.optimizer.param_groups[0]["lr"] == 0.25 and float(model.optimizer.lr) == 0.25 and ctx._lr_changed
+    with pytest.raises(TypeError, match="LearningRateSchedule"):
+        model.optimizer.learning_rate = object()
+    model.stop_training = True
+    assert ctx.should_stop and model.stop_training
+    model.custom = 3
+    assert model.custom == 3 and not hasattr(module, "custom")
+    model.save_weights(tmp_path / "m.weights.h5")
+    assert sorted(load_file(str(tmp_path / "m.weights.h5"))) == ["bias", "weight"]
+    assert [p.name for p in tmp_path.iterdir()] == ["m.weights.h5"]  # no temp file left behind
