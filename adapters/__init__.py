@@ -14,6 +14,7 @@ _EXPORTS = {
     "LightningBridge": "callbridge.adapters.lightning",
     "LightningContext": "callbridge.adapters.lightning",
     "detect_style": "callbridge.adapters.styles",
+    "KerasAdapter": "callbridge.adapters.keras",
 }
 
 __all__ = sorted(_EXPORTS)
