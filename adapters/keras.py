@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import math
 import os
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -591,17 +590,8 @@ class KerasAdapter(Callback):
                 self._current = None
 
     def _params(self, ctx: CallbackContext, kind: str) -> dict[str, Any]:
-        trainer = ctx.trainer
-        if kind == "fit":
-            epochs = getattr(trainer, "max_epochs", None)
-            steps = getattr(trainer, "num_training_batches", None)
-        else:
-            epochs = 1
-            attr = {"validate": "num_val_batches", "test": "num_test_batches", "predict": "num_predict_batches"}
-            steps = getattr(trainer, attr.get(kind, "num_val_batches"), None)
-            if isinstance(steps, (list, tuple)):
-                steps = sum(steps)
-        return {"verbose": self.verbose, "epochs": _count(epochs), "steps": _count(steps)}
+        epochs = ctx.max_epochs if kind == "fit" else 1
+        return {"verbose": self.verbose, "epochs": epochs, "steps": ctx.num_batches}
 
     # -- training ------------------------------------------------------------------------------------
     def on_train_begin(self, ctx: CallbackContext) -> None:
@@ -712,16 +702,6 @@ class KerasAdapter(Callback):
 
 
 # -- helpers -----------------------------------------------------------------------------------------
-def _count(value: Any) -> int | None:
-    if value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return int(number) if math.isfinite(number) and number >= 0 else None
-
-
 def _try_setattr(obj: Any, name: str, value: Any) -> None:
     with contextlib.suppress(AttributeError, TypeError):
         setattr(obj, name, value)

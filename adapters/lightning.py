@@ -161,6 +161,7 @@ class LightningBridge(pl.Callback):
     def _begin_stage(self, trainer: pl.Trainer) -> None:
         ctx = self._refresh(trainer)
         ctx.stage = trainer.state.fn.value
+        ctx.max_epochs = _count(trainer.max_epochs)
         ctx.optimizer = trainer.optimizers[0] if trainer.optimizers else None
         configs = trainer.lr_scheduler_configs
         ctx.scheduler = configs[0].scheduler if configs else None
@@ -183,6 +184,7 @@ class LightningBridge(pl.Callback):
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         ctx = self._refresh(trainer)
         ctx.total_steps = _total_steps(trainer)
+        ctx.num_batches = _count(trainer.num_training_batches)
         self._dispatch("on_train_begin")
         self._sync(trainer, "train_start")
 
@@ -229,7 +231,8 @@ class LightningBridge(pl.Callback):
     def _evaluate_begin(self, trainer: pl.Trainer) -> None:
         if trainer.state.fn.value != "fit":
             self._begin_stage(trainer)
-        self._refresh(trainer)
+        ctx = self._refresh(trainer)
+        ctx.num_batches = _count(trainer.num_test_batches if trainer.testing else trainer.num_val_batches)
         self._dispatch("on_evaluate_begin")
 
     def _evaluate_end(self, trainer: pl.Trainer) -> None:
@@ -237,6 +240,7 @@ class LightningBridge(pl.Callback):
         self._dispatch("on_evaluate")
         self._dispatch("on_log")
         if trainer.state.fn.value == "fit":
+            self._ctx.num_batches = _count(trainer.num_training_batches)
             self._sync(trainer, "evaluate_end")
         else:
             self._dispatch("on_stage_end")
@@ -296,6 +300,7 @@ class LightningBridge(pl.Callback):
     # -- prediction ------------------------------------------------------------------------------
     def on_predict_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._begin_stage(trainer)
+        self._ctx.num_batches = _count(trainer.num_predict_batches)
         self._dispatch("on_predict_begin")
 
     def on_predict_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -371,6 +376,15 @@ def _hook_names() -> tuple[str, ...]:
     from callbridge.callbacks import HOOKS
 
     return HOOKS
+
+
+def _count(value: Any) -> int | None:
+    """A batch or epoch count as an int; None when unknown or infinite. Lists (one per dataloader) are summed."""
+    if isinstance(value, (list, tuple)):
+        value = sum(value)
+    if value is None or value == float("inf") or value < 0:
+        return None
+    return int(value)
 
 
 def _total_steps(trainer: pl.Trainer) -> int | None:

@@ -49,6 +49,9 @@ class CallbackContext:
         epoch: training epochs completed before the current one (0-based index of the current epoch).
         step: optimizer steps completed.
         total_steps: optimizer steps the run will take at most, when known.
+        max_epochs: epochs the run will take at most, when known.
+        num_batches: batches in the current loop (per training epoch, or in the current evaluation or
+            prediction pass), when known.
         batch_idx: index of the current batch within its epoch or pass.
         stage: ``"fit"``, ``"validate"``, ``"test"`` or ``"predict"``.
         is_training: True inside the training loop, False during evaluation and prediction.
@@ -78,6 +81,8 @@ class CallbackContext:
         self.trainer = trainer
         self.stage = stage
         self.total_steps = total_steps
+        self.max_epochs: int | None = None
+        self.num_batches: int | None = None
         self.world_size = world_size
         self.is_global_zero = is_global_zero
         self.epoch = 0
