@@ -14,6 +14,9 @@ _EXPORTS = {
     "LightningBridge": "callbridge.adapters.lightning",
     "LightningContext": "callbridge.adapters.lightning",
     "detect_style": "callbridge.adapters.styles",
+    "HydraAdapter": "callbridge.adapters.hydra",
+    "HydraMultirun": "callbridge.adapters.hydra",
+    "from_hydra_config": "callbridge.adapters.hydra",
 }
 
 __all__ = sorted(_EXPORTS)
