@@ -31,10 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
-
 from callbridge.adapters.styles import describe
 from callbridge.callbacks import Callback, CallbackContext
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 STYLE = "hydra"
 OPTIONS = ("strict", "config", "config_name", "job_name")
@@ -150,7 +149,7 @@ def _called_by_hydra(callbacks: Sequence[Any], live: DictConfig) -> set[int]:
             from hydra.utils import get_class
 
             cls = get_class(entry["_target_"])
-        except Exception:  # noqa: BLE001, S112 - Hydra already failed loudly on a bad target
+        except Exception:
             continue
         args = OmegaConf.to_container(entry, resolve=True)
         matchers.append((cls, {k: v for k, v in args.items() if not k.startswith("_")}))
@@ -380,7 +379,9 @@ def build_config(
     """
     cfg = _to_dictconfig(task)
     if "hydra" in cfg:
-        warnings.warn("the task config has a 'hydra' key; callbridge replaces it with the Hydra runtime node")
+        warnings.warn(
+            "the task config has a 'hydra' key; callbridge replaces it with the Hydra runtime node", stacklevel=3
+        )
     overrides = [str(o) for o in overrides]
     job: dict[str, Any] = {
         "name": job_name,
@@ -414,7 +415,7 @@ def _to_dictconfig(task: Mapping[str, Any] | DictConfig) -> DictConfig:
         return task.copy()
     try:
         return OmegaConf.create(dict(task))
-    except Exception:  # noqa: BLE001 - values OmegaConf cannot type (tensors, modules ...) are kept as objects
+    except Exception:
         return OmegaConf.create(dict(task), flags={"allow_objects": True})
 
 
@@ -430,7 +431,8 @@ def _hyperparameters(ctx: CallbackContext) -> dict[str, Any]:
             if key in merged and merged[key] != value:
                 warnings.warn(
                     f"hyperparameter {key!r} differs between the LightningModule and the datamodule; "
-                    "the Hydra config keeps the module's value"
+                    "the Hydra config keeps the module's value",
+                    stacklevel=3,
                 )
                 continue
             merged[key] = value
@@ -458,7 +460,7 @@ def _script_name() -> str:
 
 # -- multirun ------------------------------------------------------------------------------------------
 class HydraMultirun:
-    """A loop of fits as one Hydra MULTIRUN: ``on_multirun_start`` once, one job per entry point, ``on_multirun_end`` once.
+    """A loop of fits as one Hydra MULTIRUN: ``on_multirun_start``, one job per entry point, ``on_multirun_end``.
 
     Enter the ``with`` block to start the sweep; call :meth:`job` for each trainer to get its Lightning
     callbacks (the job number grows by one per finished entry point). ``on_multirun_end`` fires when
@@ -567,9 +569,8 @@ def from_hydra_config(
         >>> [type(cb).__name__ for cb in from_hydra_config(cfg)]
         ['LightningBridge']
     """
-    from hydra.utils import instantiate
-
     from callbridge.adapters.lightning import to_lightning
+    from hydra.utils import instantiate
 
     entries = _entries(cfg)
     live = _live_hydra_config()

@@ -13,11 +13,10 @@ from __future__ import annotations
 import hydra
 import lightning as L
 import torch
+from callbridge.adapters.hydra import from_hydra_config
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader, TensorDataset
-
-from callbridge.adapters.hydra import from_hydra_config
 
 
 class Regression(L.LightningModule):
