@@ -107,6 +107,10 @@ class _JobReturn:
         sys.stderr.write(f"Error executing job with overrides: {self.overrides}{os.linesep}")
         raise self._return_value
 
+    @return_value.setter
+    def return_value(self, value: Any) -> None:
+        self._return_value = value
+
 
 def _job_return_types() -> tuple[type, type]:
     try:
@@ -412,7 +416,10 @@ def _replace_hydra(cfg: DictConfig, node: dict[str, Any]) -> DictConfig:
 
 def _to_dictconfig(task: Mapping[str, Any] | DictConfig) -> DictConfig:
     if isinstance(task, DictConfig):
-        return task.copy()
+        cfg = task.copy()
+        OmegaConf.set_readonly(cfg, False)
+        OmegaConf.set_struct(cfg, False)  # a composed Hydra config is in struct mode: allow the hydra node
+        return cfg
     try:
         return OmegaConf.create(dict(task))
     except Exception:
@@ -512,13 +519,14 @@ class HydraMultirun:
             raise RuntimeError("HydraMultirun: this sweep already started; build a new one per sweep")
         self._started = True
         self._config = self.config
-        self.adapter._notify(
-            self.adapter.callbacks, "on_multirun_start", config=self._config, config_name=self.adapter.config_name
-        )
+        if _is_global_zero():
+            self.adapter._notify(
+                self.adapter.callbacks, "on_multirun_start", config=self._config, config_name=self.adapter.config_name
+            )
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is None:
+        if exc_type is None and _is_global_zero():
             self.adapter._notify(
                 self.adapter.callbacks, "on_multirun_end", config=self._config, config_name=self.adapter.config_name
             )
@@ -547,6 +555,13 @@ class HydraMultirun:
         self.job_num += 1
 
 
+def _is_global_zero() -> bool:
+    """Global rank zero of a multi-process launch (torchrun, Lightning's DDP launcher, SLURM), or a lone process."""
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0) == 0
+
+
 # -- registration from config ----------------------------------------------------------------------
 def from_hydra_config(
     cfg: Mapping[str, Any] | DictConfig | ListConfig | Sequence[Any] | str | os.PathLike[str], **options: Any
@@ -570,7 +585,13 @@ def from_hydra_config(
         ['LightningBridge']
     """
     from callbridge.adapters.lightning import to_lightning
-    from hydra.utils import instantiate
+
+    try:
+        from hydra.utils import instantiate
+    except ImportError as error:
+        raise ImportError(
+            "from_hydra_config needs hydra-core: pip install 'callbridge[hydra]' (or hydra-core>=1.3)"
+        ) from error
 
     entries = _entries(cfg)
     live = _live_hydra_config()

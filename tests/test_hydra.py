@@ -206,6 +206,26 @@ def test_each_entry_point_is_a_run(tmp_path):
     assert "test_loss" in jobs[0][0].return_value and "val_loss" in jobs[1][0].return_value
 
 
+def test_job_return_stand_in_without_hydra_behaves_like_hydras():
+    from callbridge.adapters.hydra import _JobReturn, _JobStatus
+
+    ret = _JobReturn(overrides=["a=1"])
+    ret.status, ret.return_value = _JobStatus.FAILED, KeyError("x")
+    with pytest.raises(KeyError):
+        _ = ret.return_value
+    ret.status, ret.return_value = _JobStatus.COMPLETED, {"loss": 1.0}
+    assert ret.return_value == {"loss": 1.0}
+
+
+def test_struct_config_gets_the_hydra_node():
+    from callbridge.adapters.hydra import build_config
+
+    task = OmegaConf.create({"lr": 0.1})
+    OmegaConf.set_struct(task, True)
+    cfg = build_config(task, output_dir="out", job_name="j", job_num=3, overrides=["lr=0.1"], multirun=True)
+    assert cfg.lr == 0.1 and cfg.hydra.job.num == 3 and cfg.hydra.job.override_dirname == "lr=0.1"
+
+
 # -- registration from config ------------------------------------------------------------------------
 SEED_YAML = """\
 # @package _global_
@@ -326,4 +346,6 @@ def test_ddp_job_hooks_fire_once_on_rank_zero(ddp_results):
     assert rank0["hooks"] == ["on_run_start", "on_job_start", "on_job_end", "on_run_end"]
     assert rank0["status"] == "COMPLETED"
     assert rank1["hooks"] == []
+    assert rank0["sweep_hooks"] == ["on_multirun_start", "on_job_start", "on_job_end", "on_multirun_end"]
+    assert rank1["sweep_hooks"] == []
     assert rank0["pickles"] == ["config.pickle", "job_return.pickle"]

@@ -29,6 +29,12 @@ class _Hooks:
     def on_run_end(self, config: Any, **kwargs: Any) -> None:
         self.hooks.append("on_run_end")
 
+    def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
+        self.hooks.append("on_multirun_start")
+
+    def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
+        self.hooks.append("on_multirun_end")
+
 
 @scenario
 def hydra_job_hooks_once(workdir: Path) -> dict[str, Any]:
@@ -43,7 +49,14 @@ def hydra_job_hooks_once(workdir: Path) -> dict[str, Any]:
     trainer.fit(ToyRegression(n=32, batch_size=8))
     trainer.strategy.barrier()
     subdir = workdir / ".hydra"
+
+    from callbridge.adapters.hydra import HydraMultirun
+
+    swept = _Hooks()
+    with HydraMultirun([swept]) as sweep:
+        ddp_trainer(sweep.job(), max_epochs=1, limit_train_batches=1, limit_val_batches=1).fit(ToyRegression(n=32))
     return {
+        "sweep_hooks": swept.hooks,
         "hooks": recorder.hooks,
         "status": recorder.status,
         "pickles": sorted(p.name for p in subdir.iterdir()) if subdir.is_dir() else [],
