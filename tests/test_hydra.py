@@ -340,6 +340,32 @@ def test_real_hydra_app_multirun(tmp_path):
     assert "Succeeded with return value: {'train_loss'" in proc.stdout + proc.stderr
 
 
+def test_inside_hydra_job_uses_its_config_and_skips_what_hydra_calls(tmp_path, monkeypatch):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(REPO / "examples/hydra_app"))
+    with initialize_config_dir(config_dir=str(REPO / "examples/hydra_app/conf"), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["lr=0.3"], return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    try:
+        from recorder import EventRecorder  # the class named by hydra.callbacks.recorder._target_
+
+        events: list = []
+        same = EventRecorder(path="events.jsonl", source="hydra")  # equal to Hydra's entry: Hydra calls it
+        other = Recorder("other", events)
+        make_trainer(to_lightning([same, other]), max_epochs=1, limit_train_batches=1).fit(ToyRegression())
+    finally:
+        HydraConfig.instance().cfg = None
+        sys.modules.pop("recorder", None)
+    assert not (tmp_path / "events.jsonl").exists()
+    assert hooks(events) == [("other", h) for h in ("on_run_start", "on_job_start", "on_job_end", "on_run_end")]
+    config = events[0][2]
+    assert config.lr == 0.3 and config.hydra.callbacks.recorder.source == "hydra"  # the config Hydra composed
+    assert events[2][3]["job_return"].overrides == ["lr=0.3"]
+
+
 # -- DDP ---------------------------------------------------------------------------------------------------
 def test_ddp_job_hooks_fire_once_on_rank_zero(ddp_results):
     rank0, rank1 = ddp_results("hydra_job_hooks_once")
