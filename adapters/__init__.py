@@ -15,6 +15,9 @@ _EXPORTS = {
     "LightningContext": "callbridge.adapters.lightning",
     "detect_style": "callbridge.adapters.styles",
     "KerasAdapter": "callbridge.adapters.keras",
+    "HydraAdapter": "callbridge.adapters.hydra",
+    "HydraMultirun": "callbridge.adapters.hydra",
+    "from_hydra_config": "callbridge.adapters.hydra",
 }
 
 __all__ = sorted(_EXPORTS)
