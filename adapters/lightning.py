@@ -52,6 +52,23 @@ class LightningContext(CallbackContext):
     def should_stop(self, value: bool) -> None:
         self._should_stop = bool(value)
 
+    def broadcast(self, value: Any, src: int = 0) -> Any:
+        if self.trainer.world_size == 1:
+            return value
+        return self.trainer.strategy.broadcast(value, src=src)
+
+    def save_checkpoint(self, path: Any) -> None:
+        """Lightning's whole checkpoint (model, optimizers, schedulers, loops, callback states) through
+        ``trainer.save_checkpoint``: call it on every rank; the strategy writes on global rank zero and
+        ``on_save`` fires through the bridge's ``on_save_checkpoint``."""
+        self.trainer.save_checkpoint(path)
+
+    def load_checkpoint(self, path: Any) -> dict[str, Any]:
+        raise NotImplementedError(
+            "under Lightning, resume with trainer.fit(model, ckpt_path=...) (it restores the model, optimizers, "
+            "loops and every callback's state, and fires on_load)"
+        )
+
 
 class LightningBridge(pl.Callback):
     """One Lightning callback that runs many unified callbacks; build it with :func:`to_lightning`.
