@@ -71,7 +71,7 @@ class CheckpointCallback(Callback):
         save_total_limit: int | None = None,
         monitor: str | None = None,
         mode: str = "min",
-        format: str = "pt",  # noqa: A002 (the seed's name)
+        format: str = "pt",
         save_last: bool = True,
     ) -> None:
         name = type(self).__name__
@@ -87,7 +87,9 @@ class CheckpointCallback(Callback):
         if save_total_limit is not None and (
             isinstance(save_total_limit, bool) or not isinstance(save_total_limit, int) or save_total_limit < 1
         ):
-            raise ValueError(f"{name}: save_total_limit must be None (keep all) or an int >= 1, got {save_total_limit!r}")
+            raise ValueError(
+                f"{name}: save_total_limit must be None (keep all) or an int >= 1, got {save_total_limit!r}"
+            )
         if monitor is not None and (not isinstance(monitor, str) or not monitor):
             raise ValueError(f"{name}: monitor must be None or a non-empty metric name, got {monitor!r}")
         if mode not in _MODES:
@@ -220,15 +222,19 @@ class CheckpointCallback(Callback):
             "kept": [[score, order, path] for score, order, path in self._kept],
             "last_path": self.last_path,
             "last_saved_step": self._last_saved_step,
+            "save_dir": str(self.save_dir),
             "monitor": self.monitor,
             "mode": self.mode,
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._reset()
+        self._restored = True
+        if state_dict.get("save_dir") != str(self.save_dir) or state_dict.get("monitor") != self.monitor:
+            return  # another folder or ranking: start a fresh record, never delete files this run did not write
         self._kept = [(score, int(order), str(path)) for score, order, path in state_dict.get("kept", [])]
         self.last_path = state_dict.get("last_path")
         self._last_saved_step = state_dict.get("last_saved_step")
-        self._restored = True
 
     def __repr__(self) -> str:
         return (
