@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +114,8 @@ class CheckpointCallback(Callback):
         self._kept: list[tuple[float | None, int, str]] = []
         self.last_path: str | None = None
         self._last_saved_step: int | None = None
+        self._evaluated = False
+        self._warned_missing = False
 
     # -- results -------------------------------------------------------------------------------
     @property
@@ -151,6 +154,10 @@ class CheckpointCallback(Callback):
             self._reset()
         self._restored = False
 
+    def on_evaluate(self, ctx: CallbackContext) -> None:
+        if ctx.stage == "fit":
+            self._evaluated = True
+
     def on_epoch_end(self, ctx: CallbackContext) -> None:
         if self.strategy == "epoch":
             self._save(ctx)
@@ -162,6 +169,8 @@ class CheckpointCallback(Callback):
     def implemented_hooks(self) -> frozenset[str]:
         # Listen to step ends only when saving by step: epoch-only runs pay nothing per batch.
         hooks = {"on_train_begin", "on_epoch_end"} if self.strategy == "epoch" else {"on_train_begin", "on_step_end"}
+        if self.monitor is not None:
+            hooks.add("on_evaluate")
         return frozenset(hooks)
 
     # -- saving --------------------------------------------------------------------------------
@@ -170,17 +179,32 @@ class CheckpointCallback(Callback):
             return  # already saved at this step (an epoch end on a save_steps boundary, say)
         self._last_saved_step = ctx.step
         score = None
+        write = True
         if self.monitor is not None:
             found = find_monitor(self.monitor, ctx.metrics)
             if found is None:
-                raise KeyError(missing_monitor_message(type(self).__name__, self.monitor, ctx.metrics))
-            score = float(found[1])
-            if ctx.world_size > 1:
-                score = ctx.broadcast(score)  # the same keep/skip decision on every rank
+                if self._evaluated:
+                    raise KeyError(missing_monitor_message(type(self).__name__, self.monitor, ctx.metrics))
+                write = False  # no evaluation yet (check_val_every_n_epoch, or a step before the first one)
+                if not self._warned_missing:
+                    self._warned_missing = True
+                    warnings.warn(
+                        missing_monitor_message(type(self).__name__, self.monitor, ctx.metrics).replace(
+                            "was never logged", f"is not logged yet at epoch {ctx.epoch}, step {ctx.step}"
+                        )
+                        + "; no ranked checkpoint saved there (last is), it is an error once an evaluation ran",
+                        RuntimeWarning,
+                        stacklevel=2,
+                    )
+            else:
+                score = float(found[1])
+                if ctx.world_size > 1:
+                    score = ctx.broadcast(score)  # the same keep/skip decision on every rank
         path = str(self.save_dir / f"epoch={ctx.epoch}-step={ctx.step}{self.extension}")
         evicted: list[str] = []
-        write = True
-        if self.save_total_limit is not None:
+        if not write:
+            pass
+        elif self.save_total_limit is not None:
             candidate = (score, ctx.step, path)
             ranked = self._ranked() if self.monitor is not None else sorted(self._kept, key=lambda i: -i[1])
             # ranked: best (or newest) first; the new entry goes in unless it would be the one dropped

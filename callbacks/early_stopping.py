@@ -41,7 +41,7 @@ def missing_monitor_message(owner: str, monitor: str, metrics: dict[str, float])
 class EarlyStoppingCallback(Callback):
     """Stops training when ``monitor`` has not improved by more than ``min_delta`` for ``patience`` checks.
 
-    One check per epoch. With ``check_on="auto"`` the check happens where the monitored value is
+    One check per validation pass inside fit (or per epoch). With ``check_on="auto"`` the check happens where the monitored value is
     produced: at the end of the validation pass inside fit (``on_evaluate``) when the key is there,
     otherwise at ``on_epoch_end`` (a training metric such as ``train_loss_epoch``, or a loop without
     evaluation). The choice is made once, at the first epoch, and kept for the run.

@@ -231,6 +231,21 @@ def test_checkpoint_missing_monitor_lists_keys(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+def test_epochs_without_validation(tmp_path):
+    early = EarlyStoppingCallback(monitor="val_loss", patience=1)
+    ckpt = CheckpointCallback(tmp_path, monitor="val_loss", save_total_limit=5)
+    trainer = make_trainer(to_lightning([early, ckpt]), max_epochs=4, limit_val_batches=1, check_val_every_n_epoch=2)
+    with pytest.warns(RuntimeWarning, match="'val_loss' is not logged yet at epoch 0, step 4"):
+        trainer.fit(ToyRegression())
+    assert early.checked_on == "evaluate" and early._last_checked_epoch == 3  # epochs 1 and 3 were checked
+    assert [Path(p).name for p in sorted(ckpt.kept_paths)] == [
+        "epoch=1-step=8.pt",
+        "epoch=2-step=12.pt",
+        "epoch=3-step=16.pt",
+    ]
+    assert Path(ckpt.last_path).exists()
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
