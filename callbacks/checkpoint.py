@@ -43,13 +43,17 @@ class CheckpointCallback(Callback):
     The callback runs after the others at the same hook (``priority = 200``), so the checkpoint holds
     their state for the epoch (an early-stopping counter, say).
 
-    Example:
-        >>> import tempfile
-        >>> from callbridge.callbacks import CheckpointCallback
-        >>> ckpt = CheckpointCallback(
-        ...     tempfile.mkdtemp(), strategy="epoch", save_total_limit=2, monitor="val_loss", format="safetensors"
-        ... )
-        >>> # Lightning: L.Trainer(callbacks=to_lightning([ckpt])); afterwards ckpt.best_path, ckpt.kept_paths
+    Example, in a plain loop (under Lightning: ``L.Trainer(callbacks=to_lightning([ckpt]))``):
+        >>> import tempfile, torch
+        >>> from pathlib import Path
+        >>> from callbridge.callbacks import CallbackContext, CallbackList, CheckpointCallback
+        >>> ckpt = CheckpointCallback(tempfile.mkdtemp(), save_total_limit=2, monitor="eval_loss", format="safetensors")
+        >>> callbacks, ctx = CallbackList([ckpt]), CallbackContext(model=torch.nn.Linear(2, 1))
+        >>> for epoch, loss in enumerate([0.9, 0.5, 0.7, 0.6]):
+        ...     ctx.epoch, ctx.step, ctx.metrics = epoch, epoch + 1, {"eval_loss": loss}
+        ...     callbacks.on_epoch_end(ctx)
+        >>> [Path(p).name for p in ckpt.kept_paths], Path(ckpt.last_path).name
+        (['epoch=1-step=2.safetensors', 'epoch=3-step=4.safetensors'], 'last.safetensors')
 
     Args:
         save_dir: folder for the checkpoint files (created on first save).

@@ -41,10 +41,11 @@ def missing_monitor_message(owner: str, monitor: str, metrics: dict[str, float])
 class EarlyStoppingCallback(Callback):
     """Stops training when ``monitor`` has not improved by more than ``min_delta`` for ``patience`` checks.
 
-    One check per validation pass inside fit (or per epoch). With ``check_on="auto"`` the check happens where the monitored value is
-    produced: at the end of the validation pass inside fit (``on_evaluate``) when the key is there,
-    otherwise at ``on_epoch_end`` (a training metric such as ``train_loss_epoch``, or a loop without
-    evaluation). The choice is made once, at the first epoch, and kept for the run.
+    One check per validation pass inside fit (or per epoch). With ``check_on="auto"`` the check
+    happens where the monitored value is produced: at the end of the validation pass inside fit
+    (``on_evaluate``) when the key is there, otherwise at ``on_epoch_end`` (a training metric such
+    as ``train_loss_epoch``, or a loop without evaluation). The choice is made once, at the first
+    epoch, and kept for the run.
 
     The monitor name matches the exact logged key; if that key is absent, ``eval_X`` also matches a
     logged ``val_X`` and vice versa, so the seed's ``monitor="eval_loss"`` works with Lightning's
@@ -61,13 +62,19 @@ class EarlyStoppingCallback(Callback):
     checkpoints, so an interrupted and resumed run stops at the same epoch and restores the same
     weights as an uninterrupted one.
 
-    Example:
-        >>> from callbridge.callbacks import EarlyStoppingCallback
+    Example, in a plain loop (under Lightning: ``L.Trainer(callbacks=to_lightning([early_stop]))``):
+        >>> from callbridge.callbacks import CallbackContext, CallbackList, EarlyStoppingCallback
         >>> early_stop = EarlyStoppingCallback(
         ...     monitor="eval_loss", patience=3, min_delta=0.001, mode="min", restore_best=True
         ... )
-        >>> # Lightning: L.Trainer(callbacks=to_lightning([early_stop]))
-        >>> # a plain loop: CallbackList([early_stop]), ctx.metrics = {"eval_loss": ...}; callbacks.on_evaluate(ctx)
+        >>> callbacks, ctx = CallbackList([early_stop]), CallbackContext()
+        >>> for epoch, loss in enumerate([1.0, 0.8, 0.8, 0.9, 0.85, 0.7]):
+        ...     ctx.epoch, ctx.metrics = epoch, {"eval_loss": loss}
+        ...     callbacks.on_evaluate(ctx)
+        ...     if ctx.should_stop:
+        ...         break
+        >>> early_stop.best, early_stop.stopped_epoch
+        (0.8, 4)
 
     Args:
         monitor: metric key to watch (see the matching rule above).
