@@ -10,6 +10,7 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
+    "CallbridgeCheckpointIO": "callbridge.adapters.checkpoint_io",
     "to_lightning": "callbridge.adapters.lightning",
     "LightningBridge": "callbridge.adapters.lightning",
     "LightningContext": "callbridge.adapters.lightning",

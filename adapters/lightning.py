@@ -52,6 +52,23 @@ class LightningContext(CallbackContext):
     def should_stop(self, value: bool) -> None:
         self._should_stop = bool(value)
 
+    def broadcast(self, value: Any, src: int = 0) -> Any:
+        if self.trainer.world_size == 1:
+            return value
+        return self.trainer.strategy.broadcast(value, src=src)
+
+    def save_checkpoint(self, path: Any) -> None:
+        """Lightning's whole checkpoint (model, optimizers, schedulers, loops, callback states) through
+        ``trainer.save_checkpoint``: call it on every rank; the strategy writes on global rank zero and
+        ``on_save`` fires through the bridge's ``on_save_checkpoint``."""
+        self.trainer.save_checkpoint(path, weights_only=False)
+
+    def load_checkpoint(self, path: Any) -> dict[str, Any]:
+        raise NotImplementedError(
+            "under Lightning, resume with trainer.fit(model, ckpt_path=...) (it restores the model, optimizers, "
+            "loops and every callback's state, and fires on_load)"
+        )
+
 
 class LightningBridge(pl.Callback):
     """One Lightning callback that runs many unified callbacks; build it with :func:`to_lightning`.
@@ -154,6 +171,7 @@ class LightningBridge(pl.Callback):
         self._ctx.model = pl_module
         self._ctx.stage = trainer.state.fn.value if trainer.state.fn else str(stage)
         self._configure(is_global_zero=trainer.is_global_zero)
+        _install_checkpoint_io(trainer.strategy)
         if self._init_done_for != id(trainer):
             self._init_done_for = id(trainer)
             self._dispatch("on_init_end")
@@ -370,6 +388,17 @@ class LightningBridge(pl.Callback):
 
     def __repr__(self) -> str:
         return f"LightningBridge({self._callbacks.callbacks!r})"
+
+
+def _install_checkpoint_io(strategy: Any) -> None:
+    """Replaces Lightning's default ``TorchCheckpointIO`` with :class:`CallbridgeCheckpointIO` (atomic writes,
+    ``.safetensors`` save and load). Runs at setup, before ``fit(ckpt_path=...)`` loads anything; a
+    user-chosen or strategy-specific plugin is left alone."""
+    from callbridge.adapters.checkpoint_io import CallbridgeCheckpointIO
+    from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+    if type(strategy.checkpoint_io) is TorchCheckpointIO:
+        strategy.checkpoint_io = CallbridgeCheckpointIO()
 
 
 def _hook_names() -> tuple[str, ...]:

@@ -6,6 +6,8 @@ Nothing here imports Lightning: the same callbacks run under a Lightning Trainer
 
 from callbridge.callbacks.base import HOOKS, Callback
 from callbridge.callbacks.callback_list import CallbackList
+from callbridge.callbacks.checkpoint import CheckpointCallback
 from callbridge.callbacks.context import CallbackContext
+from callbridge.callbacks.early_stopping import EarlyStoppingCallback
 
-__all__ = ["HOOKS", "Callback", "CallbackContext", "CallbackList"]
+__all__ = ["HOOKS", "Callback", "CallbackContext", "CallbackList", "CheckpointCallback", "EarlyStoppingCallback"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from callbridge.callbacks.base import HOOKS, Callback
@@ -89,8 +89,30 @@ class CallbackList:
 
     def dispatch(self, hook: str, ctx: CallbackContext) -> None:
         """Call ``hook`` on every callback that implements it."""
+        if ctx.callbacks is None:
+            ctx.callbacks = self
         for callback in self._listeners[hook]:
             getattr(callback, hook)(ctx)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Every callback's :meth:`Callback.state_dict`, under its unique :attr:`Callback.state_key`."""
+        return {key: cb.state_dict() for key, cb in zip(self._state_keys(), self._callbacks, strict=True)}
+
+    def load_state_dict(self, states: Mapping[str, Any]) -> None:
+        """Gives each callback its entry of a :meth:`state_dict` result (callbacks without one are left alone)."""
+        for key, callback in zip(self._state_keys(), self._callbacks, strict=True):
+            if key in states:
+                callback.load_state_dict(states[key])
+
+    def _state_keys(self) -> list[str]:
+        seen: dict[str, int] = {}
+        keys = []
+        for callback in self._callbacks:
+            key = callback.state_key
+            count = seen.get(key, 0)
+            seen[key] = count + 1
+            keys.append(key if count == 0 else f"{key}[{count}]")
+        return keys
 
     # The named hooks, so that a loop reads like the Keras and seed examples.
     def __getattr__(self, name: str) -> Any:
@@ -98,6 +120,8 @@ class CallbackList:
             listeners = self.__dict__["_listeners"][name]
 
             def call(ctx: CallbackContext) -> None:
+                if ctx.callbacks is None:
+                    ctx.callbacks = self
                 for callback in listeners:
                     getattr(callback, name)(ctx)
 

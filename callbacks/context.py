@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from typing import Any
+
+from callbridge.callbacks.serialization import load_checkpoint_file, save_checkpoint_file
 
 
 def as_float(value: Any) -> float | None:
@@ -61,6 +64,8 @@ class CallbackContext:
         exception: the exception in ``on_exception``.
         outputs, batch: the current batch and what the step returned for it.
         trainer: the engine driving the run (a ``lightning.Trainer`` under the bridge), or None.
+        callbacks: the :class:`CallbackList` dispatching to this context (set by the list on its first
+            dispatch); :meth:`save_checkpoint` uses it for ``on_save`` and the callbacks' state.
     """
 
     def __init__(
@@ -101,6 +106,7 @@ class CallbackContext:
         self._metrics: dict[str, float] | None = {}
         self._lr_changed = False
         self._weights_changed = False
+        self.callbacks: Any = None
 
     # -- loss ----------------------------------------------------------------------------------
     @property
@@ -175,6 +181,67 @@ class CallbackContext:
         """Tell the engine this process replaced the model's weights (a rank-zero-only callback
         restoring a snapshot, say), so that a multi-device engine broadcasts them."""
         self._weights_changed = True
+
+    # -- engine services -----------------------------------------------------------------------
+    def broadcast(self, value: Any, src: int = 0) -> Any:
+        """``value`` as process ``src`` has it, on every process (a small picklable object).
+
+        Callbacks that run on every rank use it to take the same decision everywhere. A single
+        process returns ``value``; multi-device engines override this.
+        """
+        return value
+
+    def save_checkpoint(self, path: str | os.PathLike[str]) -> None:
+        """Saves the full training state to ``path`` (call it on every process; global rank zero writes).
+
+        The format follows the extension: ``.safetensors`` (tensors in a safetensors file, structure as
+        JSON metadata, never pickled) or else :func:`torch.save`. The write is atomic. ``on_save`` fires
+        first, with ``ctx.checkpoint`` the dict about to be written.
+
+        This plain-loop version saves ``{"epoch", "global_step", "state_dict", "optimizer_states",
+        "lr_schedulers", "callbacks"}``; under Lightning the bridge's context saves Lightning's whole
+        checkpoint through ``trainer.save_checkpoint`` instead (loops, callbacks, precision state).
+        """
+        checkpoint: dict[str, Any] = {"epoch": self.epoch, "global_step": self.step}
+        if self.model is not None:
+            checkpoint["state_dict"] = self.model.state_dict()
+        checkpoint["optimizer_states"] = [self.optimizer.state_dict()] if self.optimizer is not None else []
+        checkpoint["lr_schedulers"] = [self.scheduler.state_dict()] if self.scheduler is not None else []
+        if self.callbacks is not None:
+            checkpoint["callbacks"] = self.callbacks.state_dict()
+            self.checkpoint = checkpoint
+            try:
+                self.callbacks.dispatch("on_save", self)
+            finally:
+                self.checkpoint = None
+        if self.is_global_zero:
+            save_checkpoint_file(checkpoint, path)
+
+    def load_checkpoint(self, path: str | os.PathLike[str]) -> dict[str, Any]:
+        """Restores what :meth:`save_checkpoint` wrote: model, optimizer, scheduler, ``epoch``, ``step``
+        and the callbacks' state; then ``on_load`` fires. Returns the checkpoint dict.
+
+        Loading never runs arbitrary pickle code: ``.safetensors`` files are not pickled at all and
+        other files are read with ``torch.load(weights_only=True)``.
+        """
+        device = next((p.device for p in self.model.parameters()), None) if self.model is not None else None
+        checkpoint = load_checkpoint_file(path, map_location=device if device is not None else "cpu")
+        if self.model is not None and "state_dict" in checkpoint:
+            self.model.load_state_dict(checkpoint["state_dict"])
+        if self.optimizer is not None and checkpoint.get("optimizer_states"):
+            self.optimizer.load_state_dict(checkpoint["optimizer_states"][0])
+        if self.scheduler is not None and checkpoint.get("lr_schedulers"):
+            self.scheduler.load_state_dict(checkpoint["lr_schedulers"][0])
+        self.epoch = int(checkpoint.get("epoch", self.epoch))
+        self.step = int(checkpoint.get("global_step", self.step))
+        if self.callbacks is not None:
+            self.callbacks.load_state_dict(checkpoint.get("callbacks", {}))
+            self.checkpoint = checkpoint
+            try:
+                self.callbacks.dispatch("on_load", self)
+            finally:
+                self.checkpoint = None
+        return checkpoint
 
     def __repr__(self) -> str:
         return (

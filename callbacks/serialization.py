@@ -1,0 +1,204 @@
+"""Checkpoint files: atomic writes, and two formats chosen by the file name.
+
+* ``.safetensors``: every tensor of the checkpoint goes into a `safetensors <https://huggingface.co/docs/safetensors>`_
+  file; the structure around them (nested dicts, lists, tuples, numbers, strings) is stored as JSON in the
+  file's metadata under the key ``callbridge.structure``. Loading it never unpickles anything.
+* anything else (``.pt``, ``.ckpt``, ...): :func:`torch.save`.
+
+Both are written to a temporary file in the target folder, flushed to disk, then renamed over the target
+with :func:`os.replace`, so a process killed mid-write leaves the previous file intact.
+
+Nothing here imports Lightning: the plain-loop :meth:`CallbackContext.save_checkpoint` and the Lightning
+``CheckpointIO`` plugin (:class:`callbridge.adapters.checkpoint_io.CallbridgeCheckpointIO`) both use it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+#: File formats and the extension each is written with.
+FORMATS: dict[str, str] = {"pt": ".pt", "safetensors": ".safetensors"}
+
+_STRUCTURE_KEY = "callbridge.structure"
+_VERSION_KEY = "callbridge.version"
+_VERSION = "1"
+
+
+def checkpoint_format(path: str | os.PathLike[str]) -> str:
+    """``"safetensors"`` for a ``.safetensors`` file name, else ``"pt"``."""
+    return "safetensors" if str(path).endswith(".safetensors") else "pt"
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yields a temporary path next to ``path``; on success it is fsynced and renamed onto ``path``.
+
+    On an exception (or a kill) the temporary file is removed (or left as a ``.tmp`` file) and ``path``
+    keeps its previous content.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(target.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # not supported on this platform (Windows)
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def save_checkpoint_file(checkpoint: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
+    """Writes ``checkpoint`` to ``path`` atomically, in the format its extension names."""
+    if checkpoint_format(path) == "safetensors":
+        from safetensors.torch import save_file
+
+        tensors, structure = encode(checkpoint)
+        metadata = {_STRUCTURE_KEY: json.dumps(structure, allow_nan=False), _VERSION_KEY: _VERSION, "format": "pt"}
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata=metadata)
+    else:
+        with atomic_path(path) as tmp:
+            torch.save(checkpoint, tmp)
+
+
+def load_checkpoint_file(
+    path: str | os.PathLike[str], map_location: Any = None, *, weights_only: bool | None = True
+) -> dict[str, Any]:
+    """Reads a checkpoint written by :func:`save_checkpoint_file` (or any ``torch.save`` file).
+
+    ``map_location``: a device (``"cpu"``, ``torch.device``) for safetensors files; anything
+    :func:`torch.load` accepts for the others. ``weights_only`` applies to ``torch.load`` only; a
+    safetensors file never runs pickle.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint file not found: {path}")
+    if checkpoint_format(path) == "safetensors":
+        from safetensors import safe_open
+
+        device = map_location if isinstance(map_location, (str, torch.device)) else "cpu"
+        tensors = {}
+        with safe_open(str(path), framework="pt", device=str(device)) as handle:
+            metadata = handle.metadata() or {}
+            for key in handle.keys():  # noqa: SIM118 (safe_open is not a Mapping)
+                tensors[key] = handle.get_tensor(key)
+        if _STRUCTURE_KEY not in metadata:
+            # A plain safetensors file (a bare state dict, as Hugging Face writes them).
+            return {"state_dict": tensors}
+        return decode(json.loads(metadata[_STRUCTURE_KEY]), tensors)
+    return torch.load(path, map_location=map_location, weights_only=weights_only)
+
+
+# -- the structure codec ---------------------------------------------------------------------------
+# Every value becomes JSON: None, bools, ints, finite floats, strings and lists stay as they are; the
+# rest is a one-key object naming its kind. Tensors are replaced by their key in the safetensors file.
+
+
+def encode(obj: Any) -> tuple[dict[str, torch.Tensor], Any]:
+    """Splits ``obj`` into ``({key: tensor}, json_structure)``; :func:`decode` reverses it."""
+    tensors: dict[str, torch.Tensor] = {}
+    storages: set[tuple[Any, int]] = set()
+
+    def enc(value: Any, where: str) -> Any:
+        if value is None or isinstance(value, (bool, str)):
+            return value
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float):
+            return value if math.isfinite(value) else {"float": repr(value)}
+        if isinstance(value, torch.Tensor):
+            tensor = value.detach()
+            if tensor.layout != torch.strided:
+                raise TypeError(f"{where}: safetensors stores dense tensors only, got a {tensor.layout} tensor")
+            tensor = tensor.contiguous()
+            storage = (tensor.device, tensor.untyped_storage().data_ptr())
+            if storage in storages and tensor.numel() > 0:  # safetensors refuses tensors that share memory
+                tensor = tensor.clone()
+            storages.add(storage)
+            key = f"t{len(tensors)}"
+            tensors[key] = tensor
+            return {"tensor": key}
+        if isinstance(value, Mapping):
+            items = [[enc(k, f"{where} key {k!r}"), enc(v, f"{where}[{k!r}]")] for k, v in value.items()]
+            return {"odict" if isinstance(value, OrderedDict) else "dict": items}
+        if isinstance(value, list):
+            return [enc(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        if isinstance(value, tuple):  # includes torch.Size
+            return {"tuple": [enc(v, f"{where}[{i}]") for i, v in enumerate(value)]}
+        if isinstance(value, (set, frozenset)):
+            return {"set": [enc(v, f"{where} item") for v in sorted(value, key=repr)]}
+        if isinstance(value, torch.dtype):
+            return {"dtype": str(value).removeprefix("torch.")}
+        if isinstance(value, torch.device):
+            return {"device": str(value)}
+        if isinstance(value, os.PathLike):
+            return os.fspath(value)
+        raise TypeError(
+            f"{where} is a {type(value).__module__}.{type(value).__qualname__}, which a safetensors checkpoint "
+            "cannot hold (it stores tensors, numbers, strings, None and dicts/lists/tuples of them, and never "
+            "pickles); use format='pt' or keep that value out of the checkpoint"
+        )
+
+    return tensors, enc(obj, "checkpoint")
+
+
+def decode(structure: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
+    """The object :func:`encode` split into ``structure`` and ``tensors``."""
+
+    def dec(node: Any) -> Any:
+        if isinstance(node, list):
+            return [dec(v) for v in node]
+        if not isinstance(node, dict):
+            return node
+        ((kind, payload),) = node.items()
+        if kind == "tensor":
+            return tensors[payload]
+        if kind == "dict":
+            return {_hashable(dec(k)): dec(v) for k, v in payload}
+        if kind == "odict":
+            return OrderedDict((_hashable(dec(k)), dec(v)) for k, v in payload)
+        if kind == "tuple":
+            return tuple(dec(v) for v in payload)
+        if kind == "set":
+            return {_hashable(dec(v)) for v in payload}
+        if kind == "float":
+            return float(payload)
+        if kind == "dtype":
+            return getattr(torch, payload)
+        if kind == "device":
+            return torch.device(payload)
+        raise ValueError(f"unknown node kind {kind!r} in a callbridge safetensors checkpoint")
+
+    return dec(structure)
+
+
+def _hashable(key: Any) -> Any:
+    return tuple(_hashable(k) for k in key) if isinstance(key, list) else key
