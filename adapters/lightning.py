@@ -85,7 +85,6 @@ class LightningBridge(pl.Callback):
 
     def __init__(self, callbacks: Iterable[Callback]) -> None:
         self._callbacks = CallbackList(callbacks)
-        self._keys = _unique_state_keys(self._callbacks.callbacks)
         self._ctx: LightningContext | None = None
         self._init_done_for: int | None = None
         self._restored = False
@@ -107,7 +106,7 @@ class LightningBridge(pl.Callback):
 
     @property
     def state_key(self) -> str:
-        return f"callbridge[{', '.join(self._keys)}]"
+        return f"callbridge[{', '.join(self._callbacks.state_keys())}]"
 
     def _configure(self, *, is_global_zero: bool) -> None:
         self._callbacks.is_global_zero = is_global_zero
@@ -184,6 +183,7 @@ class LightningBridge(pl.Callback):
         configs = trainer.lr_scheduler_configs
         ctx.scheduler = configs[0].scheduler if configs else None
         ctx.exception = None
+        self._restored = False
         self._dispatch("on_stage_begin")
 
     def _end_stage(self, trainer: pl.Trainer) -> None:
@@ -344,17 +344,23 @@ class LightningBridge(pl.Callback):
 
     # -- checkpoints and failures ----------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {key: cb.state_dict() for key, cb in zip(self._keys, self._callbacks.callbacks, strict=True)}
+        return self._callbacks.state_dict()
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if not self._restored:  # on_load_checkpoint already restored these from the same checkpoint
-            self._restore(state_dict)
+            self._callbacks.load_state_dict(state_dict)
         self._restored = False
 
-    def _restore(self, states: Mapping[str, Any] | None) -> None:
-        for key, callback in zip(self._keys, self._callbacks.callbacks, strict=True):
-            if states and key in states:
-                callback.load_state_dict(states[key])
+    def _states_in(self, checkpoint: Mapping[str, Any]) -> dict[str, Any]:
+        """Every callback state any bridge saved in ``checkpoint``, this bridge's own entry last (it wins):
+        a run resumed with more, fewer or reordered unified callbacks still restores each one by its key."""
+        saved = checkpoint.get("callbacks") or {}
+        states: dict[str, Any] = {}
+        for key, value in saved.items():
+            if isinstance(key, str) and key.startswith("callbridge[") and key != self.state_key:
+                states.update(value)
+        states.update(saved.get(self.state_key) or {})
+        return states
 
     def on_save_checkpoint(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
@@ -370,7 +376,7 @@ class LightningBridge(pl.Callback):
     def on_load_checkpoint(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
-        self._restore(checkpoint.get("callbacks", {}).get(self.state_key))
+        self._callbacks.load_state_dict(self._states_in(checkpoint))
         self._restored = True
         if self._wants["on_load"]:
             ctx = self._refresh(trainer)
@@ -422,17 +428,6 @@ def _total_steps(trainer: pl.Trainer) -> int | None:
     except Exception:  # no dataloader length, e.g. an iterable dataset
         return None
     return int(steps) if steps != float("inf") else None
-
-
-def _unique_state_keys(callbacks: list[Callback]) -> list[str]:
-    seen: dict[str, int] = {}
-    keys = []
-    for callback in callbacks:
-        key = callback.state_key
-        count = seen.get(key, 0)
-        seen[key] = count + 1
-        keys.append(key if count == 0 else f"{key}[{count}]")
-    return keys
 
 
 def to_lightning(callbacks: Any, **options: Any) -> list[pl.Callback]:

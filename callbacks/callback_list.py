@@ -96,15 +96,16 @@ class CallbackList:
 
     def state_dict(self) -> dict[str, Any]:
         """Every callback's :meth:`Callback.state_dict`, under its unique :attr:`Callback.state_key`."""
-        return {key: cb.state_dict() for key, cb in zip(self._state_keys(), self._callbacks, strict=True)}
+        return {key: cb.state_dict() for key, cb in zip(self.state_keys(), self._callbacks, strict=True)}
 
     def load_state_dict(self, states: Mapping[str, Any]) -> None:
         """Gives each callback its entry of a :meth:`state_dict` result (callbacks without one are left alone)."""
-        for key, callback in zip(self._state_keys(), self._callbacks, strict=True):
+        for key, callback in zip(self.state_keys(), self._callbacks, strict=True):
             if key in states:
                 callback.load_state_dict(states[key])
 
-    def _state_keys(self) -> list[str]:
+    def state_keys(self) -> list[str]:
+        """Each callback's key in :meth:`state_dict`: its ``state_key``, with ``[1]``, ``[2]`` for repeats."""
         seen: dict[str, int] = {}
         keys = []
         for callback in self._callbacks:

@@ -195,6 +195,14 @@ def test_save_load_round_trip_and_separate_state_for_two_instances(tmp_path: Pat
     assert (resumed_a.epochs, resumed_b.epochs) == (3, 103)  # restored separately, then one more epoch each
     assert resumed_a.loaded_stamp == resumed_b.loaded_stamp == "a:2,b:102"
 
+    # Resumed with a different set of unified callbacks: each one still finds its own state by key.
+    only_a = Counter("a")
+    trainer = make_trainer(
+        to_lightning([HaltOnNan(), only_a]), max_epochs=3, limit_train_batches=1, limit_val_batches=0
+    )
+    trainer.fit(ToyRegression(), ckpt_path=path)
+    assert only_a.epochs == 3
+
 
 class Ordered(Callback):
     def __init__(self, name: str, log: list[str], priority: int | None = None) -> None:
