@@ -85,6 +85,8 @@ class LightningBridge(pl.Callback):
 
     def __init__(self, callbacks: Iterable[Callback]) -> None:
         self._callbacks = CallbackList(callbacks)
+        # Lightning reads state_key at every hook call (to name it for its profiler): build it once.
+        self._state_key = f"callbridge[{', '.join(self._callbacks.state_keys())}]"
         self._ctx: LightningContext | None = None
         self._init_done_for: int | None = None
         self._restored = False
@@ -106,7 +108,7 @@ class LightningBridge(pl.Callback):
 
     @property
     def state_key(self) -> str:
-        return f"callbridge[{', '.join(self._callbacks.state_keys())}]"
+        return self._state_key
 
     def _configure(self, *, is_global_zero: bool) -> None:
         self._callbacks.is_global_zero = is_global_zero
@@ -235,6 +237,8 @@ class LightningBridge(pl.Callback):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         if not self._wants_step:
+            if self._sync_at["step_end"]:  # rank-zero-only callbacks act here on rank 0: take part in the sync
+                self._sync(trainer, "step_end")
             return
         ctx = self._refresh(trainer)
         ctx.batch, ctx.batch_idx, ctx.outputs = batch, batch_idx, outputs

@@ -17,3 +17,8 @@ def test_rank_zero_only_writes_reach_every_rank(ddp_results) -> None:
     assert rank0["weights"] == rank1["weights"]
     # rank 0 alone set every weight to 0.5 at the end of the last epoch; rank 1 got them by broadcast
     assert all(value == 0.5 for row in rank1["weights"] for value in row)
+
+
+def test_rank_zero_only_step_listener_does_not_hang_and_stops_both_ranks(ddp_results) -> None:
+    rank0, rank1 = ddp_results("bridge_rank_zero_only_step_stop")
+    assert rank0["global_step"] == rank1["global_step"] == 2

@@ -37,6 +37,23 @@ class RankZeroLR(Callback):
             ctx.mark_weights_changed()
 
 
+class RankZeroStepStop(Callback):
+    """A rank-zero-only step listener: rank 1 has no step listeners but must join every step sync."""
+
+    rank_zero_only = True
+
+    def on_step_end(self, ctx: CallbackContext) -> None:
+        if ctx.step == 2:
+            ctx.should_stop = True
+
+
+@scenario
+def bridge_rank_zero_only_step_stop(workdir: Path) -> dict[str, Any]:
+    trainer = ddp_trainer(to_lightning([RankZeroStepStop()]), max_epochs=3, limit_val_batches=1)
+    trainer.fit(ToyRegression(n=64, batch_size=8))
+    return {"global_step": trainer.global_step}
+
+
 @scenario
 def bridge_stop_on_rank_one(workdir: Path) -> dict[str, Any]:
     callback = StopOnRankOne()
