@@ -14,6 +14,9 @@ _EXPORTS = {
     "LightningBridge": "callbridge.adapters.lightning",
     "LightningContext": "callbridge.adapters.lightning",
     "detect_style": "callbridge.adapters.styles",
+    "from_config": "callbridge.adapters.config",
+    "ConfigError": "callbridge.adapters.config",
+    "load_class_from_file": "callbridge.adapters.config",
 }
 
 __all__ = sorted(_EXPORTS)
