@@ -32,6 +32,7 @@ import os
 import sys
 import textwrap
 import traceback
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -117,6 +118,13 @@ def _run_lightning_cli(args: list[str], from_sys_argv: bool = False) -> int:
     from lightning.pytorch.cli import LightningCLI
 
     _extend_sys_path(args)
+    with warnings.catch_warnings():
+        # main(["fit", ...]) from Python passes args while sys.argv holds the caller's own arguments
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+        return _call_lightning_cli(LightningCLI, args, from_sys_argv)
+
+
+def _call_lightning_cli(LightningCLI: Any, args: list[str], from_sys_argv: bool) -> int:  # noqa: N803
     try:
         LightningCLI(
             args=None if from_sys_argv else args,
