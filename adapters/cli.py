@@ -124,7 +124,7 @@ def _run_lightning_cli(args: list[str], from_sys_argv: bool = False) -> int:
         return _call_lightning_cli(LightningCLI, args, from_sys_argv)
 
 
-def _call_lightning_cli(LightningCLI: Any, args: list[str], from_sys_argv: bool) -> int:  # noqa: N803
+def _call_lightning_cli(LightningCLI: Any, args: list[str], from_sys_argv: bool) -> int:
     try:
         LightningCLI(
             args=None if from_sys_argv else args,
