@@ -19,6 +19,9 @@ _EXPORTS = {
     "HydraAdapter": "callbridge.adapters.hydra",
     "HydraMultirun": "callbridge.adapters.hydra",
     "from_hydra_config": "callbridge.adapters.hydra",
+    "from_config": "callbridge.adapters.config",
+    "ConfigError": "callbridge.adapters.config",
+    "load_class_from_file": "callbridge.adapters.config",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,0 +1,451 @@
+"""The ``callbridge`` command: LightningCLI with callbacks of every style, and ``callbridge inspect``.
+
+``callbridge fit|validate|test|predict --config FILE`` is Lightning's own ``LightningCLI`` (jsonargparse),
+so every LightningCLI option, override and ``--print_config`` works. Callbacks of other styles go in
+``trainer.callbacks`` through :class:`Callbacks`, one entry that holds a list in any format
+:func:`~callbridge.adapters.from_config` reads::
+
+    trainer:
+      callbacks:
+        - class_path: lightning.pytorch.callbacks.LearningRateMonitor   # native: as usual
+        - class_path: callbridge.adapters.cli.Callbacks                  # every other style
+          init_args:
+            callbacks:
+              - {class_path: keras.callbacks.TerminateOnNaN}
+              - {_target_: my_hydra_callbacks.LogJob, out: job.log}
+              - {callback_path: warprec_cbs.py, callback_name: Plot}
+
+``callbridge inspect TARGET`` (a dotted class path or ``file.py:Class``) prints the detected style, each
+hook the class overrides with the Lightning hook it runs from, and what will not work under Lightning.
+
+Exit codes: 0 success, 1 failure (the run raised, the class cannot be used), 2 usage error (bad
+arguments or configuration, found before anything runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import inspect
+import json
+import os
+import sys
+import textwrap
+import traceback
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from callbridge.adapters.config import ConfigError, _EntryError, _import_target, build_objects, load_class_from_file
+from callbridge.adapters.lightning import LightningBridge, to_lightning
+from callbridge.adapters.styles import describe, detect_style, style_modules
+
+SUBCOMMANDS = ("fit", "validate", "test", "predict")
+
+_USAGE = """\
+usage: callbridge {fit,validate,test,predict} --config FILE [--section.key VALUE ...]
+       callbridge inspect TARGET [--json] [--strict]
+
+Run a LightningModule under a Lightning Trainer with callbacks of every style, or check a callback class.
+
+commands:
+  fit, validate, test, predict   LightningCLI's entry points (callbridge fit --help for every option)
+  inspect                        the style, hooks and Lightning counterparts of a callback class
+
+Foreign-style callbacks go in trainer.callbacks as
+  - class_path: callbridge.adapters.cli.Callbacks
+    init_args: {callbacks: [<Hydra, LightningCLI or WarpRec entries>]}
+
+exit codes: 0 success, 1 failure, 2 usage error
+"""
+
+
+class Callbacks(LightningBridge):
+    """A Lightning callback, for ``trainer.callbacks`` in a LightningCLI config, that runs callbacks of any style.
+
+    ``callbacks`` takes the entries :func:`~callbridge.adapters.from_config` reads (Hydra ``_target_``,
+    LightningCLI ``class_path``/``init_args`` with typed arguments, WarpRec ``callback_path``/``callback_name``),
+    for unified and foreign-style callbacks. Native Lightning callbacks belong directly in
+    ``trainer.callbacks``. ``options`` are :func:`~callbridge.adapters.to_lightning`'s keyword options.
+    A bad entry raises :class:`~callbridge.adapters.config.ConfigError` while the config is instantiated,
+    before training starts.
+
+    Example:
+        >>> import lightning as L
+        >>> from callbridge.adapters.cli import Callbacks
+        >>> cb = Callbacks([{"class_path": "callbridge.callbacks.Callback"}])
+        >>> trainer = L.Trainer(callbacks=[cb], max_epochs=1, logger=False)
+        >>> [type(c).__name__ for c in cb.callbacks]
+        ['Callback']
+    """
+
+    def __init__(self, callbacks: list[dict[str, Any]] | None = None, options: dict[str, Any] | None = None) -> None:
+        built = build_objects(list(callbacks or []))
+        native = [(label, obj) for label, obj in built if detect_style(obj) == "lightning"]
+        if native:
+            raise ConfigError(
+                [
+                    (
+                        f"{label} ({describe(obj)})",
+                        "a native Lightning callback: list it directly under trainer.callbacks, "
+                        "not inside callbridge.adapters.cli.Callbacks",
+                    )
+                    for label, obj in native
+                ]
+            )
+        bridges = to_lightning([obj for _, obj in built], **(options or {})) if built else []
+        super().__init__(bridges[0].callbacks if bridges else [])
+
+
+# -- the command ---------------------------------------------------------------------------------
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``callbridge`` console script; returns the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        (sys.stdout if args else sys.stderr).write(_USAGE)
+        return 0 if args else 2
+    command, rest = args[0], args[1:]
+    if command == "inspect":
+        return _inspect_main(rest)
+    if command not in SUBCOMMANDS:
+        sys.stderr.write(_USAGE + f"\ncallbridge: error: unknown command {command!r}\n")
+        return 2
+    return _run_lightning_cli(args, from_sys_argv=argv is None)
+
+
+def _run_lightning_cli(args: list[str], from_sys_argv: bool = False) -> int:
+    from lightning.pytorch.cli import LightningCLI
+
+    _extend_sys_path(args)
+    with warnings.catch_warnings():
+        # main(["fit", ...]) from Python passes args while sys.argv holds the caller's own arguments
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+        return _call_lightning_cli(LightningCLI, args, from_sys_argv)
+
+
+def _call_lightning_cli(LightningCLI: Any, args: list[str], from_sys_argv: bool) -> int:
+    try:
+        LightningCLI(
+            args=None if from_sys_argv else args,
+            save_config_kwargs={"overwrite": True},
+            parser_kwargs={"prog": "callbridge"},
+        )
+    except SystemExit as stop:  # jsonargparse: --help (0) and argument errors (2)
+        return stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 2)
+    except ConfigError as error:
+        sys.stderr.write(f"callbridge: error: {error}\n")
+        return 2
+    except Exception as error:
+        config_error = _find_config_error(error)
+        if config_error is not None:
+            sys.stderr.write(f"callbridge: error: {config_error}\n")
+            return 2
+        traceback.print_exc()
+        sys.stderr.write(f"callbridge: {args[0]} failed: {type(error).__name__}: {error}\n")
+        return 1
+    return 0
+
+
+def _find_config_error(error: BaseException) -> ConfigError | None:
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, ConfigError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _extend_sys_path(args: list[str]) -> None:
+    """Class paths resolve against the working directory and each config file's directory."""
+    dirs = [Path.cwd()]
+    for index, arg in enumerate(args):
+        value = None
+        if arg in ("-c", "--config") and index + 1 < len(args):
+            value = args[index + 1]
+        elif arg.startswith("--config="):
+            value = arg.split("=", 1)[1]
+        if value and Path(value).is_file():
+            dirs.append(Path(value).resolve().parent)
+    for directory in reversed(dirs):
+        if str(directory) not in sys.path:
+            sys.path.insert(0, str(directory))
+
+
+# -- callbridge inspect --------------------------------------------------------------------------
+#: Where each unified hook runs from (see docs/hooks.md).
+UNIFIED_TO_LIGHTNING: dict[str, str] = {
+    "on_init_end": "setup (once per trainer)",
+    "on_load": "on_load_checkpoint",
+    "on_stage_begin": "on_fit_start / on_validation_start / on_test_start / on_predict_start (entry point begins)",
+    "on_train_begin": "on_train_start",
+    "on_epoch_begin": "on_train_epoch_start",
+    "on_step_begin": "on_train_batch_start",
+    "on_step_end": "on_train_batch_end",
+    "on_log": "on_train_batch_end (every log_every_n_steps), on_validation_end, on_train_epoch_end",
+    "on_evaluate_begin": "on_validation_start / on_test_start (not during sanity checking)",
+    "on_evaluate_batch_begin": "on_validation_batch_start / on_test_batch_start",
+    "on_evaluate_batch_end": "on_validation_batch_end / on_test_batch_end",
+    "on_evaluate": "on_validation_end / on_test_end",
+    "on_epoch_end": "on_train_epoch_end (after that epoch's validation)",
+    "on_save": "on_save_checkpoint",
+    "on_train_end": "on_train_end",
+    "on_predict_begin": "on_predict_start",
+    "on_predict_batch_begin": "on_predict_batch_start",
+    "on_predict_batch_end": "on_predict_batch_end",
+    "on_predict_end": "on_predict_end",
+    "on_stage_end": "on_fit_end / on_validation_end / on_test_end / on_predict_end (success only)",
+    "on_exception": "on_exception",
+}
+
+#: The hook mapping of each foreign style, used when its adapter module has no ``HOOK_MAP`` of its own.
+#: A value starting with "-" means: no Lightning counterpart (the text says when, if ever, it runs).
+FALLBACK_HOOK_MAPS: dict[str, dict[str, str]] = {
+    "keras": {
+        "set_model": "setup (receives a proxy of the LightningModule, not a Keras model)",
+        "set_params": "on_train_start (before on_train_begin)",
+        "on_train_begin": "on_train_start",
+        "on_train_end": "on_train_end",
+        "on_epoch_begin": "on_train_epoch_start",
+        "on_epoch_end": "on_train_epoch_end (logs carry val_* keys)",
+        "on_train_batch_begin": "on_train_batch_start",
+        "on_train_batch_end": "on_train_batch_end",
+        "on_batch_begin": "on_train_batch_start (alias of on_train_batch_begin)",
+        "on_batch_end": "on_train_batch_end (alias of on_train_batch_end)",
+        "on_test_begin": "on_validation_start (inside fit) / on_test_start",
+        "on_test_end": "on_validation_end (inside fit) / on_test_end",
+        "on_test_batch_begin": "on_validation_batch_start / on_test_batch_start",
+        "on_test_batch_end": "on_validation_batch_end / on_test_batch_end",
+        "on_predict_begin": "on_predict_start",
+        "on_predict_end": "on_predict_end",
+        "on_predict_batch_begin": "on_predict_batch_start",
+        "on_predict_batch_end": "on_predict_batch_end",
+    },
+    "hydra": {
+        "on_run_start": "on_fit_start / on_validation_start / on_test_start / on_predict_start (one run each)",
+        "on_job_start": "on_fit_start / on_validation_start / on_test_start / on_predict_start (one job per run)",
+        "on_job_end": "on_fit_end / ... end of the entry point, or on_exception (status FAILED)",
+        "on_run_end": "on_fit_end / ... end of the entry point, or on_exception",
+        "on_multirun_start": "- none in a single run: fires only inside callbridge.adapters.hydra.HydraMultirun",
+        "on_multirun_end": "- none in a single run: fires only inside callbridge.adapters.hydra.HydraMultirun",
+    },
+    "warprec": {
+        "on_data_reading": "your LightningDataModule's prepare_data/setup, through announce_data(self, data)",
+        "on_dataset_creation": "after the LightningDataModule's setup('fit')",
+        "on_training_complete": "on_fit_end (successful fit)",
+        "on_evaluation_complete": "on_validation_end / on_test_end (validate and test)",
+        "setup": "on_fit_start (the run seen as a one-trial Ray Tune experiment)",
+        "on_trial_start": "on_train_start",
+        "on_trial_restore": "on_load_checkpoint",
+        "on_step_begin": "on_train_epoch_start",
+        "on_step_end": "on_train_epoch_end",
+        "on_trial_result": "on_validation_end (each validation result)",
+        "on_checkpoint": "on_save_checkpoint",
+        "on_trial_save": "on_save_checkpoint",
+        "on_trial_complete": "on_fit_end",
+        "on_trial_error": "on_exception",
+        "on_trial_recover": "- none: Lightning does not retry a failed run",
+        "on_experiment_end": "on_fit_end (after on_trial_complete)",
+        "get_state": "state saved in the Lightning checkpoint",
+        "set_state": "state restored from the Lightning checkpoint",
+    },
+}
+
+#: Library classes whose hooks are the style's defaults, not overrides.
+_LIBRARY_PACKAGES = ("keras", "tf_keras", "tensorflow", "hydra", "ray", "warprec", "lightning", "pytorch_lightning")
+_LIBRARY_BASES = ("Callback", "WarpRecCallback")
+
+#: Keras classes that need a real Keras model, with what to use under Lightning instead.
+_KERAS_NEEDS_KERAS_MODEL: dict[str, str] = {
+    "BackupAndRestore": "Lightning's resume: ModelCheckpoint(save_last=True) and trainer.fit(..., ckpt_path='last')",
+    "SwapEMAWeights": "lightning.pytorch.callbacks.WeightAveraging (or torch.optim.swa_utils.AveragedModel)",
+    "TensorBoard": "lightning.pytorch.loggers.TensorBoardLogger and LearningRateMonitor",
+    "OrbaxCheckpoint": "lightning.pytorch.callbacks.ModelCheckpoint",
+}
+#: What the Keras model proxy provides; any other ``self.model.X`` must exist on the LightningModule.
+_KERAS_PROXY_ATTRIBUTES = frozenset(
+    {"stop_training", "optimizer", "get_weights", "set_weights", "save", "save_weights", "load_weights", "history"}
+    | {"name"}
+)
+
+
+def inspect_class(cls: type) -> dict[str, Any]:
+    """What ``callbridge inspect`` reports about a callback class, as a dict.
+
+    Keys: ``target`` (``module.Class``), ``style``, ``hooks`` (``[{"hook", "lightning"}]``, the hooks the
+    class overrides and the Lightning hook each runs from) and ``problems`` (what will not work under Lightning).
+    A style's adapter module may provide ``HOOK_MAP`` (hook -> Lightning hook) and ``inspect_problems(cls)``
+    to replace the fallbacks here.
+
+    Example:
+        >>> from callbridge.adapters.cli import inspect_class
+        >>> from callbridge.callbacks import Callback
+        >>> class HaltOnNan(Callback):
+        ...     def on_step_end(self, ctx): ...
+        >>> inspect_class(HaltOnNan)["hooks"]
+        [{'hook': 'on_step_end', 'lightning': 'on_train_batch_end'}]
+    """
+    obj = _bare_instance(cls)
+    style = detect_style(obj)
+    problems: list[str] = []
+    if style == "callbridge":
+        hooks = [(hook, UNIFIED_TO_LIGHTNING.get(hook, "?")) for hook in _unified_hooks(obj)]
+    elif style == "lightning":
+        hooks = [(hook, hook) for hook in _overridden(cls, _lightning_hook_names())]
+    else:
+        module = {m.STYLE: m for m in style_modules()}[style]
+        hook_map = dict(getattr(module, "HOOK_MAP", None) or FALLBACK_HOOK_MAPS.get(style, {}))
+        hooks = [(hook, hook_map[hook]) for hook in _overridden(cls, hook_map)]
+        custom = getattr(module, "inspect_problems", None)
+        problems += list(custom(cls)) if callable(custom) else _fallback_problems(style, cls)
+        if not hook_map:
+            problems.append(f"the {style} adapter does not describe its hook mapping (no HOOK_MAP)")
+    for hook, target in hooks:
+        if target.startswith("-"):
+            problems.append(f"{hook} has no Lightning counterpart in a single run: {target.lstrip('- ')}")
+    if not hooks:
+        problems.append("it overrides no hook: it will never be called")
+    return {
+        "target": describe(cls),
+        "style": style,
+        "hooks": [{"hook": hook, "lightning": target} for hook, target in hooks],
+        "problems": problems,
+    }
+
+
+def _bare_instance(cls: type) -> Any:
+    """An instance for style detection, made without running ``__init__`` (which may need arguments)."""
+    try:
+        return cls.__new__(cls)
+    except Exception:
+        return cls()
+
+
+def _unified_hooks(obj: Any) -> list[str]:
+    from callbridge.callbacks import HOOKS
+
+    try:
+        hooks = set(obj.implemented_hooks())
+    except Exception:  # implemented_hooks may read attributes that __init__ sets
+        hooks = {hook for hook in HOOKS if _defining_class(type(obj), hook).__module__ != "callbridge.callbacks.base"}
+    return [hook for hook in HOOKS if hook in hooks]
+
+
+def _lightning_hook_names() -> list[str]:
+    import lightning.pytorch as pl
+
+    return [name for name, value in vars(pl.Callback).items() if callable(value) and not name.startswith("_")]
+
+
+def _defining_class(cls: type, name: str) -> type:
+    return next((c for c in cls.__mro__ if name in vars(c)), object)
+
+
+def _overridden(cls: type, hooks: Sequence[str] | Mapping[str, str]) -> list[str]:
+    found = []
+    for hook in hooks:
+        owner = _defining_class(cls, hook)
+        is_library_base = owner.__name__ in _LIBRARY_BASES and owner.__module__.split(".")[0] in _LIBRARY_PACKAGES
+        if owner is not object and not is_library_base:
+            found.append(hook)
+    return found
+
+
+def _fallback_problems(style: str, cls: type) -> list[str]:
+    problems = []
+    if style == "keras":
+        for klass in cls.__mro__:
+            if klass.__module__.split(".")[0] in ("keras", "tf_keras") and klass.__name__ in _KERAS_NEEDS_KERAS_MODEL:
+                problems.append(
+                    f"{klass.__name__} needs a real Keras model; under Lightning use "
+                    f"{_KERAS_NEEDS_KERAS_MODEL[klass.__name__]}"
+                )
+                break
+        for attr in sorted(_model_attributes(cls) - _KERAS_PROXY_ATTRIBUTES):
+            problems.append(
+                f"uses self.model.{attr}: the model is a proxy of the LightningModule that provides "
+                f"{', '.join(sorted(_KERAS_PROXY_ATTRIBUTES))}; {attr} works only if your LightningModule has it"
+            )
+    return problems
+
+
+def _model_attributes(cls: type) -> set[str]:
+    """``X`` in every ``self.model.X`` in the class's own source (not the library's)."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if klass is object or klass.__module__.split(".")[0] in _LIBRARY_PACKAGES:
+            continue
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        except (OSError, TypeError, SyntaxError):
+            continue
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Attribute)
+                and node.value.attr == "model"
+                and isinstance(node.value.value, ast.Name)
+                and node.value.value.id == "self"
+            ):
+                names.add(node.attr)
+    return names
+
+
+def load_target(target: str) -> type:
+    """The class named by ``target``: a dotted path (``pkg.mod.Class``) or ``path/to/file.py:Class``."""
+    if ":" in target and target.split(":", 1)[0].endswith(".py"):
+        path, name = target.split(":", 1)
+        return load_class_from_file(path, name)
+    if ":" in target:  # module:Class
+        target = target.replace(":", ".")
+    try:
+        obj = _import_target(target, "target")
+    except _EntryError as error:
+        raise ImportError(str(error)) from None
+    if not isinstance(obj, type):
+        raise TypeError(f"{target!r} is a {type(obj).__name__}, not a class")
+    return obj
+
+
+def _inspect_main(args: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="callbridge inspect",
+        description="Print a callback class's style, the hooks it overrides, the Lightning hook each runs from, "
+        "and what will not work under Lightning.",
+        epilog="exit codes: 0 inspected, 1 the class cannot be loaded or is of no known style "
+        "(or --strict and problems were found), 2 usage error",
+    )
+    parser.add_argument("target", help="a dotted class path (pkg.module.Class) or path/to/file.py:Class")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when anything will not work under Lightning")
+    try:
+        options = parser.parse_args(args)
+    except SystemExit as stop:
+        return stop.code if isinstance(stop.code, int) else 2
+    sys.path.insert(0, os.getcwd())
+    try:
+        report = inspect_class(load_target(options.target))
+    except (ImportError, FileNotFoundError, ValueError, AttributeError, TypeError) as error:
+        sys.stderr.write(f"callbridge inspect: error: {error}\n")
+        return 1
+    if options.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"{report['target']}: {report['style']} style")
+        print("hooks (overridden -> Lightning hook it runs from):")
+        width = max((len(h["hook"]) for h in report["hooks"]), default=0)
+        for hook in report["hooks"]:
+            print(f"  {hook['hook']:<{width}}  -> {hook['lightning']}")
+        if not report["hooks"]:
+            print("  (none)")
+        print(
+            "will not work under Lightning:" if report["problems"] else "will not work under Lightning: nothing found"
+        )
+        for problem in report["problems"]:
+            print(f"  - {problem}")
+    return 1 if options.strict and report["problems"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,332 @@
+"""Callbacks declared in configuration: Hydra, LightningCLI and WarpRec entries in one list.
+
+:func:`from_config` reads a list (or a mapping of names to entries) in which every entry is one of
+
+* a Hydra entry: ``{_target_: pkg.mod.Class, **kwargs}`` (built with ``hydra.utils.instantiate``);
+* a LightningCLI entry: ``{class_path: pkg.mod.Class, init_args: {...}}`` (typed by jsonargparse, as
+  LightningCLI does);
+* a WarpRec entry: ``{callback_path: file.py, callback_name: Class, args: [...], kwargs: {...}}``
+  (the class is loaded from the file with :func:`load_class_from_file`);
+* an object that is already built: a native Lightning callback or a callback of any supported style.
+
+Each entry is built, its style detected, and the whole list handed to
+:func:`~callbridge.adapters.to_lightning` in the declared order. Every entry is checked before anything
+trains: one :class:`ConfigError` lists each bad entry by index or key, with the cause.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from callbridge.adapters.styles import describe, detect_style
+
+#: The keys that say which format an entry is written in.
+FORMATS: dict[str, tuple[str, ...]] = {
+    "hydra": ("_target_",),
+    "lightning": ("class_path",),
+    "warprec": ("callback_path", "callback_name"),
+}
+_ALLOWED = {
+    "lightning": {"class_path", "init_args", "dict_kwargs"},
+    "warprec": {"callback_path", "callback_name", "args", "kwargs"},
+}
+_SHORT_NAME_MODULES = ("lightning.pytorch.callbacks", "callbridge.callbacks")
+_EXPECTED = (
+    "one of `_target_` (Hydra), `class_path` + `init_args` (LightningCLI), "
+    "`callback_path` + `callback_name` (WarpRec), or an already-built callback object"
+)
+
+
+class ConfigError(ValueError):
+    """One or more callback entries are invalid; the message names each entry and its cause.
+
+    Attributes:
+        problems: ``(entry label, cause)`` for every bad entry, in declared order.
+    """
+
+    def __init__(self, problems: Sequence[tuple[str, str]]) -> None:
+        self.problems = list(problems)
+        lines = [f"  {label}: {cause}" for label, cause in self.problems]
+        count = len(self.problems)
+        super().__init__(f"{count} invalid callback config entr{'y' if count == 1 else 'ies'}:\n" + "\n".join(lines))
+
+
+class _EntryError(Exception):
+    """A problem with one entry; collected into a :class:`ConfigError`."""
+
+
+def from_config(cfg: Any, *, base_dir: str | os.PathLike[str] | None = None, **options: Any) -> list[Any]:
+    """Lightning callbacks built from a callback configuration that may mix every entry format.
+
+    Args:
+        cfg: a list of entries, a mapping of names to entries (``null`` entries are skipped, as in a
+            Hydra ``callbacks:`` group), a single entry, an OmegaConf node of any of those, or the path
+            of a YAML file holding one.
+        base_dir: the directory relative WarpRec ``callback_path`` values are resolved against
+            (default: the YAML file's directory when ``cfg`` is a path, else the working directory).
+        **options: passed on to :func:`~callbridge.adapters.to_lightning` (for example ``key_map``).
+
+    Returns:
+        Lightning callbacks, in declared order (unified and foreign-style callbacks share one bridge).
+
+    Raises:
+        ConfigError: any entry without a target, with an unknown class, wrong arguments, several
+            formats at once, or of no known style; the message lists every bad entry.
+
+    Example:
+        >>> from callbridge.adapters import from_config
+        >>> callbacks = from_config([
+        ...     {"class_path": "lightning.pytorch.callbacks.EarlyStopping",
+        ...      "init_args": {"monitor": "val_loss", "patience": 3}},
+        ...     {"class_path": "callbridge.callbacks.Callback"},
+        ... ])
+        >>> [type(cb).__name__ for cb in callbacks]
+        ['EarlyStopping', 'LightningBridge']
+    """
+    from callbridge.adapters.lightning import to_lightning
+
+    objects = build_objects(cfg, base_dir=base_dir)
+    return to_lightning([obj for _, obj in objects], **options)
+
+
+def build_objects(cfg: Any, *, base_dir: str | os.PathLike[str] | None = None) -> list[tuple[str, Any]]:
+    """The callback objects that ``cfg`` declares, each with its entry label, style-checked.
+
+    The building half of :func:`from_config`, for callers that adapt the objects themselves.
+    """
+    cfg, base = _load(cfg, base_dir)
+    built: list[tuple[str, Any]] = []
+    problems: list[tuple[str, str]] = []
+    for label, entry in _entries(cfg):
+        try:
+            obj = _build(entry, base)
+            detect_style(obj)
+        except _EntryError as error:
+            problems.append((label, str(error)))
+        except TypeError as error:  # detect_style: no style, several styles, a class
+            problems.append((f"{label} ({describe(obj)})", f"unknown style: {error}"))
+        else:
+            built.append((label, obj))
+    if problems:
+        raise ConfigError(problems)
+    return built
+
+
+def load_class_from_file(path: str | os.PathLike[str], name: str) -> type:
+    """The class ``name`` defined in the Python file ``path`` (WarpRec's ``callback_path``/``callback_name``).
+
+    The file is imported as a module of its own (named after its path), once per process.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: the path is not a ``.py`` file.
+        ImportError: the file fails to import (the original error is chained).
+        AttributeError: the file defines no class ``name`` (the message lists the classes it defines).
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> file = pathlib.Path(tempfile.mkdtemp()) / "my_callbacks.py"
+        >>> _ = file.write_text("class Plot:\\n    def on_training_complete(self, model, **kw): pass\\n")
+        >>> load_class_from_file(file, "Plot").__name__
+        'Plot'
+    """
+    file = Path(path).expanduser().resolve()
+    if not file.exists():
+        raise FileNotFoundError(f"callback file {str(path)!r} does not exist (resolved to {file})")
+    if file.suffix != ".py" or not file.is_file():
+        raise ValueError(f"callback file {str(path)!r} is not a .py file")
+    module = _import_file(file)
+    cls = getattr(module, name, None)
+    if not isinstance(cls, type):
+        classes = sorted(n for n, v in vars(module).items() if isinstance(v, type) and v.__module__ == module.__name__)
+        what = "is not a class" if cls is not None else "is not defined"
+        raise AttributeError(f"{name!r} {what} in {file.name}; classes defined there: {', '.join(classes) or 'none'}")
+    return cls
+
+
+def _import_file(file: Path) -> ModuleType:
+    module_name = "callbridge_file_" + "".join(c if c.isalnum() else "_" for c in str(file))
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, file)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {file}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # dataclasses and pickling look the module up while it executes
+    try:
+        spec.loader.exec_module(module)
+    except Exception as error:
+        del sys.modules[module_name]
+        raise ImportError(f"importing {file} failed: {type(error).__name__}: {error}") from error
+    return module
+
+
+# -- reading the configuration -------------------------------------------------------------------
+def _load(cfg: Any, base_dir: str | os.PathLike[str] | None) -> tuple[Any, Path]:
+    base = Path(base_dir) if base_dir is not None else None
+    if isinstance(cfg, (str, os.PathLike)):
+        from omegaconf import OmegaConf
+
+        file = Path(cfg)
+        if not file.is_file():
+            raise FileNotFoundError(f"callback config file {str(cfg)!r} does not exist")
+        cfg = OmegaConf.load(file)
+        base = base or file.resolve().parent
+    if type(cfg).__module__.startswith("omegaconf"):
+        from omegaconf import OmegaConf
+
+        cfg = OmegaConf.to_container(cfg, resolve=True)
+    return cfg, base or Path.cwd()
+
+
+def _entries(cfg: Any) -> list[tuple[str, Any]]:
+    if isinstance(cfg, Mapping):
+        if _formats(cfg):
+            return [("entry #0", cfg)]
+        return [(f"entry {key!r}", entry) for key, entry in cfg.items() if entry is not None]
+    if isinstance(cfg, Sequence) and not isinstance(cfg, (str, bytes)):
+        return [(f"entry #{index}", entry) for index, entry in enumerate(cfg)]
+    if cfg is None:
+        return []
+    return [("entry #0", cfg)]
+
+
+def _formats(entry: Mapping[str, Any]) -> list[str]:
+    return [name for name, keys in FORMATS.items() if any(key in entry for key in keys)]
+
+
+# -- building one entry --------------------------------------------------------------------------
+def _build(entry: Any, base: Path) -> Any:
+    if not isinstance(entry, Mapping):
+        return entry  # already built: detect_style judges it
+    formats = _formats(entry)
+    if not formats:
+        raise _EntryError(f"no target: the keys {sorted(map(str, entry))} name no class; expected {_EXPECTED}")
+    if len(formats) > 1:
+        keys = [key for name in formats for key in FORMATS[name] if key in entry]
+        raise _EntryError(
+            f"several formats in one entry ({', '.join(formats)}: keys {keys}); write each callback in one format"
+        )
+    (fmt,) = formats
+    unknown = sorted(set(map(str, entry)) - _ALLOWED[fmt]) if fmt in _ALLOWED else []
+    if unknown:
+        raise _EntryError(f"unknown key(s) {unknown} in a {fmt} entry; allowed: {sorted(_ALLOWED[fmt])}")
+    return {"hydra": _build_hydra, "lightning": _build_class_path, "warprec": _build_warprec}[fmt](entry, base)
+
+
+def _build_hydra(entry: Mapping[str, Any], base: Path) -> Any:
+    target = entry["_target_"]
+    try:
+        from hydra.errors import InstantiationException
+        from hydra.utils import instantiate
+    except ImportError as error:
+        raise _EntryError(
+            f"_target_ {target!r} needs hydra-core to be built, and it is not installed "
+            f"(pip install 'callbridge[hydra]'): {error}"
+        ) from None
+    if not isinstance(target, str) or not target:
+        raise _EntryError(f"_target_ must be a dotted class path, got {target!r}")
+    _import_target(target, "_target_")
+    try:
+        return instantiate(dict(entry))
+    except InstantiationException as error:
+        raise _EntryError(f"_target_ {target!r}: wrong arguments: {_one_line(error)}") from None
+
+
+def _build_class_path(entry: Mapping[str, Any], base: Path) -> Any:
+    class_path = entry["class_path"]
+    if not isinstance(class_path, str) or not class_path:
+        raise _EntryError(f"class_path must be a dotted class path, got {class_path!r}")
+    cls = _import_target(class_path, "class_path")
+    init_args = entry.get("init_args") or {}
+    if not isinstance(init_args, Mapping):
+        raise _EntryError(f"class_path {class_path!r}: init_args must be a mapping, got {type(init_args).__name__}")
+    init_args = {**init_args, **(entry.get("dict_kwargs") or {})}
+    return _typed_instance(cls, class_path, dict(init_args))
+
+
+def _typed_instance(cls: type, label: str, init_args: dict[str, Any]) -> Any:
+    """``cls(**init_args)`` with LightningCLI's typing (jsonargparse): ``"3"`` becomes ``3`` for an ``int``."""
+    from jsonargparse import ArgumentParser
+
+    parser = ArgumentParser(exit_on_error=False)
+    try:
+        parser.add_argument("--callback", type=cls)
+        parsed = parser.parse_object({"callback": {"class_path": _dotted(cls), "init_args": init_args}})
+        build = getattr(parser, "instantiate", None) or parser.instantiate_classes
+        return build(parsed).callback
+    except Exception as error:
+        if isinstance(error, ValueError) and "not supported" in str(error):  # a type jsonargparse cannot describe
+            return _plain_instance(cls, label, [], init_args)
+        raise _EntryError(f"class_path {label!r}: wrong arguments: {_one_line(error)}{_accepted(cls)}") from None
+
+
+def _build_warprec(entry: Mapping[str, Any], base: Path) -> Any:
+    path, name = entry.get("callback_path"), entry.get("callback_name")
+    if not path or not name:
+        missing = "callback_path" if not path else "callback_name"
+        raise _EntryError(f"a WarpRec entry needs both callback_path and callback_name; {missing} is missing")
+    file = Path(path) if Path(path).is_absolute() else base / path
+    try:
+        cls = load_class_from_file(file, name)
+    except (FileNotFoundError, ValueError, AttributeError, ImportError) as error:
+        raise _EntryError(f"callback_path {str(path)!r}, callback_name {name!r}: {error}") from None
+    args, kwargs = entry.get("args") or [], entry.get("kwargs") or {}
+    if not isinstance(args, Sequence) or isinstance(args, (str, bytes)) or not isinstance(kwargs, Mapping):
+        raise _EntryError(f"callback_name {name!r}: args must be a list and kwargs a mapping")
+    return _plain_instance(cls, name, list(args), dict(kwargs))
+
+
+def _plain_instance(cls: type, label: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
+    try:
+        inspect.signature(cls).bind(*args, **kwargs)
+    except TypeError as error:
+        raise _EntryError(f"{label!r}: wrong arguments: {error}{_accepted(cls)}") from None
+    except ValueError:  # no signature available: let the call decide
+        pass
+    try:
+        return cls(*args, **kwargs)
+    except Exception as error:
+        raise _EntryError(f"{label!r}: building it failed: {type(error).__name__}: {error}") from None
+
+
+def _import_target(path: str, key: str) -> Any:
+    module_name, _, attr = path.rpartition(".")
+    candidates = [module_name] if module_name else list(_SHORT_NAME_MODULES)
+    errors = []
+    for candidate in candidates:
+        try:
+            module = importlib.import_module(candidate)
+        except ImportError as error:
+            errors.append(f"{type(error).__name__}: {error}")
+            continue
+        if hasattr(module, attr):
+            return getattr(module, attr)
+        errors.append(f"module {candidate!r} has no attribute {attr!r}")
+    raise _EntryError(f"unknown class: {key} {path!r} cannot be imported ({'; '.join(errors)})")
+
+
+def _dotted(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _accepted(cls: type) -> str:
+    try:
+        params = [
+            p for p in inspect.signature(cls).parameters.values() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
+    except (TypeError, ValueError):
+        return ""
+    return f" (accepted: {', '.join(p.name for p in params) or 'no arguments'})"
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())
