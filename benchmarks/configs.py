@@ -366,7 +366,9 @@ def native_stack(env: Env) -> Setup:
     tb = TensorBoardLogger(save_dir=str(env.workdir), name="tb")
     mlf = MLFlowLogger(experiment_name="bench", tracking_uri=uri)
     early = EarlyStopping(monitor="val_loss", mode="min", patience=10**9)
-    ckpt = ModelCheckpoint(dirpath=str(env.workdir / "ckpt"), monitor="val_loss", mode="min", save_top_k=2, save_last=True)
+    ckpt = ModelCheckpoint(
+        dirpath=str(env.workdir / "ckpt"), monitor="val_loss", mode="min", save_top_k=2, save_last=True
+    )
     bar = TQDMProgressBar(refresh_rate=1)
     lr = LearningRateMonitor(logging_interval="step")
     meters = {name: Meter() for name in ("tensorboard", "mlflow", "lr_monitor", "checkpoint", "save_checkpoint")}

@@ -12,9 +12,10 @@ would:
 * ``keras_get_weights``: a list of NumPy copies of the weights, as Keras ``get_weights`` returns
   (host memory, like ``host_copy``).
 
-Each kind runs in its own fresh process (``--smoke``: all in one, quickly) (so one measurement's allocations cannot hide in another's
-peak). Host peak: the process's high-water mark (``VmHWM``, reset through ``/proc/self/clear_refs``
-just before the snapshot; falling back to ``ru_maxrss``) minus the resident size before it;
+Each kind runs in its own fresh process, so that one measurement's allocations cannot hide in another's
+peak (``--smoke``: all in one process, quickly). Host peak: the process's high-water mark (``VmHWM``,
+reset through ``/proc/self/clear_refs`` just before the snapshot; falling back to ``ru_maxrss``) minus
+the resident size before it;
 ``tracemalloc`` peak is also reported (it sees NumPy buffers but not torch's allocator). Device peak:
 ``torch.cuda.max_memory_allocated`` minus what was allocated before.
 """
@@ -58,7 +59,7 @@ def _reset_peak() -> bool:
 def build_model(params: int, device: str) -> Any:
     import torch
 
-    width = 2048 if params >= 2048 * 2048 else max(8, int(math.isqrt(params)))
+    width = 2048 if params >= 2048 * 2048 else max(8, math.isqrt(params))
     layers = max(1, round(params / (width * width)))
     return torch.nn.Sequential(*(torch.nn.Linear(width, width, bias=False, device=device) for _ in range(layers)))
 
@@ -126,9 +127,7 @@ def markdown(results: list[dict[str, Any]]) -> str:
             continue
         host = r["host_peak_mb"] if r["host_peak_mb"] is not None else r["host_maxrss_growth_mb"]
         device = "" if r["device_peak_mb"] is None else f"{r['device_peak_mb']:.0f}"
-        lines.append(
-            f"| {r['kind']} | {r['seconds']:.3f} | {host:.0f} | {r['tracemalloc_peak_mb']:.0f} | {device} |"
-        )
+        lines.append(f"| {r['kind']} | {r['seconds']:.3f} | {host:.0f} | {r['tracemalloc_peak_mb']:.0f} | {device} |")
     return "\n".join(lines)
 
 
@@ -158,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as error:
                 results.append({"kind": kind, "error": f"{type(error).__name__}: {error}"})
             continue
-        command = [sys.executable, "-m", "benchmarks.memory", "--one", kind, "--params", str(params), "--device", device]
+        command = [sys.executable, "-m", "benchmarks.memory", "--one", kind, "--params", str(params)]
+        command += ["--device", device]
         proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
         if proc.returncode == 0:
             results.append(json.loads(proc.stdout.strip().splitlines()[-1]))

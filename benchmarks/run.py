@@ -238,7 +238,8 @@ def targets(summary: dict[str, Any], runs: list[dict[str, Any]]) -> list[dict[st
         return summary.get(name, {}).get("status") in ("ok", "partly failed")
 
     def why_not(*names: str) -> str:
-        return "n/a: " + ", ".join(f"{n} {summary.get(n, {}).get('status', 'not selected')}" for n in names if not ok(n))
+        missing = [f"{n} {summary.get(n, {}).get('status', 'not selected')}" for n in names if not ok(n)]
+        return "n/a: " + ", ".join(missing)
 
     def overhead(name: str) -> float:
         return summary[name]["overhead_us"]["median"]
@@ -330,7 +331,7 @@ def markdown(report: dict[str, Any]) -> str:
         "| configuration | status | us/step median | min | max | p50 step us | overhead vs baseline us | ratio |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, entry in summary.items():
+    for entry in summary.values():
         if entry["status"] in ("ok", "partly failed"):
             per = entry["per_step_us"]
             lines.append(
@@ -351,7 +352,7 @@ def markdown(report: dict[str, Any]) -> str:
         "| MLflow stored/submitted |",
         "|---|---:|---:|---:|---:|---|",
     ]
-    for name, entry in summary.items():
+    for entry in summary.values():
         if entry.get("group") != "stack" or entry["status"] not in ("ok", "partly failed"):
             continue
         counts = ", ".join(f"{c['stored']}/{c['submitted']}" for c in entry.get("mlflow", []))

@@ -60,7 +60,7 @@ def run_config(name: str, steps: int, epochs: int, tmp: Path, keep: bool = False
             raise AssertionError(f"ran {done} steps, expected {env.batches * epochs} (did something stop the run?)")
         facts = setup.after_fit(trainer) if setup.after_fit else {}
         loop = timer.t1 - timer.t0
-        deltas = [b - a for a, b in zip(timer.marks, timer.marks[1:])]
+        deltas = [b - a for a, b in zip(timer.marks, timer.marks[1:], strict=False)]
         meters = {key: meter.as_dict() for key, meter in setup.meters.items()}
         result.update(
             steps=done,
@@ -78,7 +78,8 @@ def run_config(name: str, steps: int, epochs: int, tmp: Path, keep: bool = False
         )
         return result
     except Exception as error:
-        return {**result, "status": "error", "error": f"{type(error).__name__}: {error}", "trace": traceback.format_exc()}
+        message = f"{type(error).__name__}: {error}"
+        return {**result, "status": "error", "error": message, "trace": traceback.format_exc()}
     finally:
         if not keep:
             shutil.rmtree(workdir, ignore_errors=True)
