@@ -92,6 +92,10 @@ class BenchModule(L.LightningModule):
 
 
 # -- instruments ---------------------------------------------------------------------------------------
+#: True between the LoopTimer's on_train_start and on_train_end: meters split their time on it.
+IN_LOOP = [False]
+
+
 class LoopTimer(PLCallback):
     """First callback of every configuration: the fit loop's wall time and the time of each step.
 
@@ -105,6 +109,7 @@ class LoopTimer(PLCallback):
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.marks = []
+        IN_LOOP[0] = True
         self.t0 = time.perf_counter()
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
@@ -112,6 +117,7 @@ class LoopTimer(PLCallback):
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.t1 = time.perf_counter()
+        IN_LOOP[0] = False
 
 
 @dataclass
@@ -120,9 +126,13 @@ class Meter:
 
     calls: int = 0
     seconds: float = 0.0
+    #: the part of ``seconds`` spent while the fit loop ran (on_train_start to on_train_end)
+    loop_seconds: float = 0.0
     max_s: float = 0.0
     #: number of metric values passed to wrapped ``log_metrics`` calls
     values: int = 0
+    #: seconds per wrapped method name
+    by_name: dict[str, float] = field(default_factory=dict)
 
     def wrap(self, obj: Any, name: str, *, count_values: bool = False) -> None:
         original = getattr(obj, name)
@@ -136,7 +146,10 @@ class Meter:
                 spent = time.perf_counter() - start
                 meter.calls += 1
                 meter.seconds += spent
+                if IN_LOOP[0]:
+                    meter.loop_seconds += spent
                 meter.max_s = max(meter.max_s, spent)
+                meter.by_name[name] = meter.by_name.get(name, 0.0) + spent
                 if count_values:
                     metrics = kwargs.get("metrics", args[0] if args else {})
                     meter.values += len(metrics)
@@ -145,8 +158,18 @@ class Meter:
         setattr(obj, name, timed)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"calls": self.calls, "seconds": self.seconds, "max_s": self.max_s, "values": self.values}
+        return {
+            "calls": self.calls,
+            "seconds": self.seconds,
+            "loop_seconds": self.loop_seconds,
+            "max_s": self.max_s,
+            "values": self.values,
+            "by_name": dict(self.by_name),
+        }
 
+
+#: Methods that run once the loop is over: the final flush of a logger or callback happens here.
+END_METHODS = ("on_train_end", "on_fit_end", "on_stage_end", "teardown", "finalize", "on_exception")
 
 LOGGER_METHODS = ("log_metrics", "log_hyperparams", "save", "finalize", "after_save_checkpoint", "log_graph")
 

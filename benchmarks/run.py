@@ -205,7 +205,13 @@ def summarize(runs: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
             ratio=_stats([ok[r]["per_step_us"] / base[r]["per_step_us"] for r in paired]),
             fit_wall_s=_stats([run["fit_wall_s"] for run in ok.values()]),
         )
-        for key in ("blocked_logging_s", "blocked_checkpoint_s", "blocked_mlflow_s"):
+        for key in (
+            "blocked_logging_s",
+            "blocked_logging_in_loop_s",
+            "blocked_logging_at_end_s",
+            "blocked_checkpoint_s",
+            "blocked_mlflow_s",
+        ):
             values = [run[key] for run in ok.values() if run.get(key) is not None]
             entry[key] = _stats(values)
             entry[key[: -len("_s")] + "_us_per_step"] = _stats([v / entry["steps"] * 1e6 for v in values])
@@ -328,29 +334,33 @@ def markdown(report: dict[str, Any]) -> str:
         "Loop time (on_train_start to on_train_end) / steps, over repeats; overhead and ratio are paired with the "
         "baseline of the same repeat (median over repeats). p50 step: median time between consecutive batch ends.",
         "",
-        "| configuration | status | us/step median | min | max | p50 step us | overhead vs baseline us | ratio |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| configuration | status | us/step median | min | max | p50 step us | overhead vs baseline us | ratio "
+        "| fit wall s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for entry in summary.values():
         if entry["status"] in ("ok", "partly failed"):
             per = entry["per_step_us"]
             lines.append(
                 f"| {entry['title']} | {entry['status']} | {_fmt(per)} | {_fmt(per, 'min')} | {_fmt(per, 'max')} "
-                f"| {_fmt(entry['step_p50_us'])} | {_fmt(entry['overhead_us'])} | {_fmt(entry['ratio'], digits=3)} |"
+                f"| {_fmt(entry['step_p50_us'])} | {_fmt(entry['overhead_us'])} | {_fmt(entry['ratio'], digits=3)} "
+                f"| {_fmt(entry['fit_wall_s'], digits=2)} |"
             )
         else:
-            lines.append(f"| {entry['title']} | {entry['status']} ({entry['detail']}) | | | | | | |")
+            lines.append(f"| {entry['title']} | {entry['status']} ({entry['detail']}) | | | | | | | |")
     lines += [
         "",
         "## Time the loop spends blocked (stacks)",
         "",
         "Measured from outside with timing proxies: Lightning loggers' methods (log_metrics, save, finalize ...), "
         "every overridden hook of the checkpoint / logging / LR-monitor callbacks, and trainer.save_checkpoint. "
-        "Medians over repeats.",
+        "'All of fit' counts setup and the final flush too, divided by the steps; 'in the loop' only what ran "
+        "between on_train_start and on_train_end. MLflow: the MLflow logger's methods (native), or the whole "
+        "LoggingCallback (callbridge; with TensorBoard too in 5b, an upper bound). Medians over repeats.",
         "",
-        "| configuration | logging us/step | MLflow us/step | checkpoint hooks s | save_checkpoint s (calls) "
-        "| MLflow stored/submitted |",
-        "|---|---:|---:|---:|---:|---|",
+        "| configuration | logging, all of fit, us/step | in the loop us/step | at end (flush) s | MLflow us/step "
+        "| checkpoint hooks s | save_checkpoint s (calls) | MLflow stored/submitted |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for entry in summary.values():
         if entry.get("group") != "stack" or entry["status"] not in ("ok", "partly failed"):
@@ -359,7 +369,9 @@ def markdown(report: dict[str, Any]) -> str:
         calls = f" ({entry['save_checkpoint_calls']})" if "save_checkpoint_calls" in entry else ""
         lines.append(
             f"| {entry['title']} | {_fmt(entry['blocked_logging_us_per_step'])} "
-            f"| {_fmt(entry['blocked_mlflow_us_per_step'])} | {_fmt(entry['blocked_checkpoint_s'], digits=3)} "
+            f"| {_fmt(entry['blocked_logging_in_loop_us_per_step'])} "
+            f"| {_fmt(entry['blocked_logging_at_end_s'], digits=3)} | {_fmt(entry['blocked_mlflow_us_per_step'])} "
+            f"| {_fmt(entry['blocked_checkpoint_s'], digits=3)} "
             f"| {_fmt(entry.get('save_checkpoint_s'), digits=3)}{calls} | {counts} |"
         )
     lines += ["", "## Targets", ""]

@@ -70,10 +70,23 @@ def run_config(name: str, steps: int, epochs: int, tmp: Path, keep: bool = False
             step_p50_us=statistics.median(deltas) * 1e6 if deltas else None,
             meters=meters,
             blocked_logging_s=sum(meters[k]["seconds"] for k in setup.logging_meters) if setup.logging_meters else None,
+            blocked_logging_in_loop_s=(
+                sum(meters[k]["loop_seconds"] for k in setup.logging_meters) if setup.logging_meters else None
+            ),
             blocked_checkpoint_s=(
                 sum(meters[k]["seconds"] for k in setup.checkpoint_meters) if setup.checkpoint_meters else None
             ),
             blocked_mlflow_s=meters[setup.mlflow_meter]["seconds"] if setup.mlflow_meter else None,
+            blocked_logging_at_end_s=(
+                sum(
+                    seconds
+                    for k in setup.logging_meters
+                    for name, seconds in meters[k]["by_name"].items()
+                    if name in configs.END_METHODS
+                )
+                if setup.logging_meters
+                else None
+            ),
             **facts,
         )
         return result
