@@ -7,5 +7,15 @@ Nothing here imports Lightning: the same callbacks run under a Lightning Trainer
 from callbridge.callbacks.base import HOOKS, Callback
 from callbridge.callbacks.callback_list import CallbackList
 from callbridge.callbacks.context import CallbackContext
+from callbridge.callbacks.logging import LoggingBackend, LoggingCallback
+from callbridge.callbacks.progress import ProgressCallback
 
-__all__ = ["HOOKS", "Callback", "CallbackContext", "CallbackList"]
+__all__ = [
+    "HOOKS",
+    "Callback",
+    "CallbackContext",
+    "CallbackList",
+    "LoggingBackend",
+    "LoggingCallback",
+    "ProgressCallback",
+]
