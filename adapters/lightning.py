@@ -215,7 +215,9 @@ class LightningBridge(pl.Callback):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         if not self._wants_step:
-            if self._ctx._should_stop:
+            # Join the step's collective when another rank runs step hooks (a rank-zero-only callback
+            # listening to on_step_end): skipping it here would leave that rank waiting forever.
+            if self._ctx._should_stop or self._sync_at["step_end"]:
                 self._sync(trainer, "step_end")
             return
         ctx = self._refresh(trainer)
