@@ -254,3 +254,26 @@ def test_mlflow_server_holds_every_value(mlflow_server, tmp_path):
     assert sum(callback.logged.values()) == 4 * 4 + 2 * 4  # 4 step logs of 4 keys, 2 epoch logs of 4 keys
     losses = client.get_metric_history(callback.mlflow_run_id, "train/loss")
     assert all(math.isfinite(m.value) for m in losses) and [m.step for m in losses] == [2, 4, 6, 8]
+
+
+# -- DDP: 2 processes on CPU -----------------------------------------------------------------------
+def test_ddp_only_rank_zero_logs_and_draws_a_bar(ddp_results):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    rank0, rank1 = ddp_results("builtins_logging_rank_zero")
+    assert rank1["logged"] == {} and rank1["run_dir"] is None and rank1["bars_drawn"] == 0
+    assert "Epoch" not in rank1["stderr"] and "[step" not in rank1["stdout"]
+    assert rank0["bars_drawn"] == 2 and "Epoch 2/2" in rank0["stderr"] and "[step 2 epoch 0]" in rank0["stdout"]
+    assert not rank0["lightning_bar"] and not rank1["lightning_bar"]
+    save_dir = Path(rank0["save_dir"])
+    events = list(save_dir.rglob("events.out.tfevents.*"))
+    assert len(events) == 1 and [p.name for p in save_dir.rglob("*.csv")] == ["metrics.csv"]
+    assert csv_counts(Path(rank0["run_dir"]) / "metrics.csv") == Counter(rank0["logged"])
+    accumulator = EventAccumulator(str(events[0].parent))
+    accumulator.Reload()
+    assert {key: len(accumulator.Scalars(key)) for key in rank0["logged"]} == rank0["logged"]
+    assert [e.step for e in accumulator.Scalars("train/loss")] == [2, 4, 6, 8]  # 64 samples / (2 ranks x 8)
+    for steps, samples in zip(
+        accumulator.Scalars("throughput/steps_per_sec"), accumulator.Scalars("throughput/samples_per_sec"), strict=True
+    ):
+        assert samples.value == pytest.approx(2 * 8 * steps.value, rel=1e-4)  # both ranks' samples
