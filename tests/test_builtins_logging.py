@@ -257,6 +257,7 @@ def test_mlflow_server_holds_every_value(mlflow_server, tmp_path):
 
 
 # -- DDP: 2 processes on CPU -----------------------------------------------------------------------
+@pytest.mark.ddp
 def test_ddp_only_rank_zero_logs_and_draws_a_bar(ddp_results):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
