@@ -173,6 +173,8 @@ class LightningBridge(pl.Callback):
         self._ctx.stage = trainer.state.fn.value if trainer.state.fn else str(stage)
         self._configure(is_global_zero=trainer.is_global_zero)
         _install_checkpoint_io(trainer.strategy)
+        if any(cb.replaces_progress_bar for cb in self._callbacks.callbacks):
+            _drop_progress_bars(trainer)
         if self._init_done_for != id(trainer):
             self._init_done_for = id(trainer)
             self._dispatch("on_init_end")
@@ -424,6 +426,18 @@ def _count(value: Any) -> int | None:
     if value is None or value == float("inf") or value < 0:
         return None
     return int(value)
+
+
+def _drop_progress_bars(trainer: pl.Trainer) -> None:
+    """Remove Lightning's progress bars: a unified callback with ``replaces_progress_bar`` draws the bar.
+
+    ``setup`` is the first hook Lightning calls, before any bar renders. Lightning is iterating over
+    ``trainer.callbacks`` while it calls ``setup``, so the list is replaced rather than edited in place.
+    """
+    from lightning.pytorch.callbacks.progress import ProgressBar
+
+    if any(isinstance(cb, ProgressBar) for cb in trainer.callbacks):
+        trainer.callbacks = [cb for cb in trainer.callbacks if not isinstance(cb, ProgressBar)]
 
 
 def _total_steps(trainer: pl.Trainer) -> int | None:

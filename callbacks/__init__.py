@@ -9,5 +9,17 @@ from callbridge.callbacks.callback_list import CallbackList
 from callbridge.callbacks.checkpoint import CheckpointCallback
 from callbridge.callbacks.context import CallbackContext
 from callbridge.callbacks.early_stopping import EarlyStoppingCallback
+from callbridge.callbacks.logging import LoggingBackend, LoggingCallback
+from callbridge.callbacks.progress import ProgressCallback
 
-__all__ = ["HOOKS", "Callback", "CallbackContext", "CallbackList", "CheckpointCallback", "EarlyStoppingCallback"]
+__all__ = [
+    "HOOKS",
+    "Callback",
+    "CallbackContext",
+    "CallbackList",
+    "CheckpointCallback",
+    "EarlyStoppingCallback",
+    "LoggingBackend",
+    "LoggingCallback",
+    "ProgressCallback",
+]

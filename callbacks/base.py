@@ -55,10 +55,14 @@ class Callback:
         priority: callbacks with a lower priority run first; ties keep registration order.
         rank_zero_only: when True the callback runs on global rank zero only, and the bridge
             broadcasts what it changes (stop, learning rate, weights) to the other ranks.
+        replaces_progress_bar: when True the callback draws its own progress bar, and an engine
+            with a default bar of its own (Lightning's ``TQDMProgressBar``/``RichProgressBar``)
+            drops that bar, so that one bar renders.
     """
 
     priority: ClassVar[int] = 100
     rank_zero_only: ClassVar[bool] = False
+    replaces_progress_bar: ClassVar[bool] = False
 
     # -- lifecycle ---------------------------------------------------------------------------
     def on_init_end(self, ctx: CallbackContext) -> None:
