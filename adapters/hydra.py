@@ -197,6 +197,7 @@ class HydraAdapter(Callback):
     """
 
     rank_zero_only = True
+    observes_only = True  # Hydra callbacks cannot stop a run or change its learning rate or weights
 
     def __init__(
         self,

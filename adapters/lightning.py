@@ -116,7 +116,8 @@ class LightningBridge(pl.Callback):
         listeners = self._callbacks.listeners
         self._wants = {hook: bool(listeners(hook)) for hook in _hook_names()}
         self._sync_at = {
-            point: any(listeners(h, all_ranks=True) for h in hooks) for point, hooks in _SYNC_GROUPS.items()
+            point: any(not cb.observes_only for h in hooks for cb in listeners(h, all_ranks=True))
+            for point, hooks in _SYNC_GROUPS.items()
         }
         self._wants_step = self._wants["on_step_begin"] or self._wants["on_step_end"] or self._wants["on_log"]
 
@@ -216,10 +217,10 @@ class LightningBridge(pl.Callback):
         self._sync(trainer, "train_end")
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self._sync_at["epoch_start"]:
+        if self._wants["on_epoch_begin"]:
             self._refresh(trainer)
-            self._dispatch("on_epoch_begin")
-            self._sync(trainer, "epoch_start")
+            self._callbacks.dispatch("on_epoch_begin", self._ctx)
+        self._sync(trainer, "epoch_start")
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._refresh(trainer)

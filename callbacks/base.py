@@ -58,11 +58,15 @@ class Callback:
         replaces_progress_bar: when True the callback draws its own progress bar, and an engine
             with a default bar of its own (Lightning's ``TQDMProgressBar``/``RichProgressBar``)
             drops that bar, so that one bar renders.
+        observes_only: True promises the callback never changes the run (no ``should_stop``,
+            ``learning_rate`` or weight writes). A multi-device engine then needs no agreement between
+            ranks after its hooks: loggers and progress bars add no collective per step under DDP.
     """
 
     priority: ClassVar[int] = 100
     rank_zero_only: ClassVar[bool] = False
     replaces_progress_bar: ClassVar[bool] = False
+    observes_only: ClassVar[bool] = False
 
     # -- lifecycle ---------------------------------------------------------------------------
     def on_init_end(self, ctx: CallbackContext) -> None:

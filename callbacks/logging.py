@@ -90,6 +90,7 @@ class LoggingCallback(Callback):
     """
 
     rank_zero_only: ClassVar[bool] = True
+    observes_only: ClassVar[bool] = True
     priority: ClassVar[int] = 200  # after callbacks that change the learning rate or stop the run
 
     def __init__(

@@ -31,6 +31,7 @@ class ProgressCallback(Callback):
     """
 
     rank_zero_only: ClassVar[bool] = True
+    observes_only: ClassVar[bool] = True
     replaces_progress_bar: ClassVar[bool] = True
 
     def __init__(self, refresh_rate: int = 1, monitor: str | None = None, file: IO[str] | None = None) -> None:
