@@ -14,6 +14,10 @@ _EXPORTS = {
     "LightningBridge": "callbridge.adapters.lightning",
     "LightningContext": "callbridge.adapters.lightning",
     "detect_style": "callbridge.adapters.styles",
+    "WarpRecAdapter": "callbridge.adapters.warprec",
+    "announce_data": "callbridge.adapters.warprec",
+    "load_warprec_callback": "callbridge.adapters.warprec",
+    "tune_sweep": "callbridge.adapters.warprec",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -22,7 +22,7 @@ from typing import Any
 from callbridge.callbacks import Callback
 
 #: Modules of the foreign styles, in detection order.
-FOREIGN_STYLES: tuple[str, ...] = ()
+FOREIGN_STYLES: tuple[str, ...] = ("callbridge.adapters.warprec",)
 
 NATIVE_STYLES = ("callbridge", "lightning")
 
