@@ -588,7 +588,8 @@ def load_callback(spec: Mapping[str, Any], *, base_dir: str | Path | None = None
         pass
     callback = cls(*args, **kwargs)
     if not (is_instance(callback) or looks_like(callback)):
-        problems = [p for hook in WARPREC_HOOKS if overrides(callback, hook) and (p := _signature_problem(callback, hook))]
+        defined = [hook for hook in WARPREC_HOOKS if overrides(callback, hook)]
+        problems = [problem for hook in defined if (problem := _signature_problem(callback, hook))]
         detail = "; ".join(problems) or (
             f"it defines none of {', '.join(WARPREC_HOOKS)} and does not derive from WarpRecCallback"
         )
@@ -668,10 +669,9 @@ def lightning_trainable(
     _ship_by_value(callbacks)
 
     def trainable(config: dict[str, Any]) -> None:
-        from ray.tune.integration.pytorch_lightning import TuneReportCheckpointCallback
-
         from callbridge.adapters.lightning import to_lightning
         from callbridge.adapters.styles import detect_style
+        from ray.tune.integration.pytorch_lightning import TuneReportCheckpointCallback
 
         # Ray fires its hooks on the driver: the trial's adapters must not fire them again.
         options = {"ray_hooks": False} if any(detect_style(cb) == STYLE for cb in callbacks) else {}
@@ -737,4 +737,6 @@ def tune_sweep(
         run_config=run_config,
     )
     return tuner.fit()
+
+
 load_warprec_callback = load_callback

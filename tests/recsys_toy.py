@@ -7,9 +7,8 @@ from typing import Any
 import lightning as L
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, TensorDataset
-
 from callbridge.adapters.warprec import announce_data
+from torch.utils.data import DataLoader, TensorDataset
 
 
 def synthetic_interactions(n_users: int = 20, n_items: int = 15, n_rows: int = 200, seed: int = 0) -> pd.DataFrame:

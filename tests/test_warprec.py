@@ -7,13 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from callbridge.adapters import WarpRecAdapter, detect_style, to_lightning
+from callbridge.adapters.warprec import LightningCheckpoint, LightningTrial, announce_data, load_callback
 from lightning.pytorch.callbacks import ModelCheckpoint
 from recsys_toy import Interactions, MatrixFactorization
 from toy import ToyRegression, make_trainer
 from warprec_callbacks import ComputeMetricOverIterations, FilterLowRatings, Recorder, WarpRecCallback
-
-from callbridge.adapters import WarpRecAdapter, detect_style, to_lightning
-from callbridge.adapters.warprec import LightningCheckpoint, LightningTrial, announce_data, load_callback
 
 pytest.importorskip("matplotlib")
 
