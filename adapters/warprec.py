@@ -248,11 +248,7 @@ class WarpRecAdapter(Callback):
         return self.trial is not None and self.trial.status == "RUNNING"
 
     def _start_trial(self, ctx: CallbackContext) -> None:
-        trainer = ctx.trainer
-        local_path = None
-        if trainer is not None:
-            local_path = getattr(trainer, "log_dir", None) or getattr(trainer, "default_root_dir", None)
-        self.trial = LightningTrial(self._trial_id or uuid.uuid4().hex[:8], _hparams(ctx.model), local_path)
+        self.trial = LightningTrial(self._trial_id or uuid.uuid4().hex[:8], _hparams(ctx.model), _log_dir(ctx.trainer))
         if self._restored_last_result is not None:
             self.trial.last_result = self._restored_last_result
             self._restored_last_result = None
@@ -386,6 +382,15 @@ def _validates(trainer: Any) -> bool:
         return bool(trainer.enable_validation) and sum(trainer.num_val_batches or [0]) > 0
     except (AttributeError, TypeError):
         return False
+
+
+def _log_dir(trainer: Any) -> str | None:
+    """``trainer.log_dir`` without its broadcast (this runs on rank zero only: a collective would hang)."""
+    if trainer is None:
+        return None
+    logger = getattr(trainer, "logger", None)
+    path = getattr(logger, "log_dir", None) or getattr(logger, "save_dir", None) if logger is not None else None
+    return str(path or trainer.default_root_dir)
 
 
 def _checkpoint_dir(trainer: Any) -> str | None:

@@ -278,3 +278,18 @@ def test_load_callback_errors_name_the_problem(callback_file, entry, error, mess
     entry = {key: (str(callback_file) if value == "F" else value) for key, value in entry.items()}
     with pytest.raises(error, match=message):
         load_callback(entry, base_dir=callback_file.parent)
+
+
+@pytest.mark.ddp
+def test_ddp_warprec_hooks_fire_once_on_rank_zero(ddp_results):
+    rank0, rank1 = ddp_results("warprec_hooks_once_on_rank_zero")
+    assert rank1["names"] == [] and rank1["filter_calls"] == []
+    fit_and_test = ["on_data_reading", "on_data_reading", "on_dataset_creation", "setup", "on_trial_start"]
+    assert rank0["names"][:5] == fit_and_test  # prepare_data and setup each announce once
+    assert rank0["names"].count("on_trial_result") == 2 and rank0["names"].count("on_training_complete") == 1
+    assert rank0["names"][-1] == "on_evaluation_complete" and rank0["names"].count("on_evaluation_complete") == 1
+    # rank 0 filtered; the setup result was broadcast, so both ranks train on the same filtered data
+    assert rank0["rows"] == rank1["rows"] == rank0["kept"] == rank1["kept"] < rank0["raw_rows"]
+    assert rank0["rows_seen"] == rank1["rows_seen"] == 2 * int(rank0["rows"] * 0.8) // 2
+    # prepare_data runs on local rank zero only: no broadcast there (no hang), rank 1 never ran it
+    assert rank0["prepared_rows"] == rank0["kept"] and rank1["prepared_rows"] is None
