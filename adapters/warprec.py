@@ -216,7 +216,7 @@ class WarpRecAdapter(Callback):
         self._tracks_trial = self.ray_hooks and bool(self._overrides & set(RAY_HOOKS) - {"get_state", "set_state"})
         self.trial: LightningTrial | None = None
         self._training_iteration = 0
-        self._restored_last_result: dict[str, Any] | None = None
+        self._restored: tuple[int, dict[str, Any]] | None = None  # (training_iteration, last_result)
         self._resumed = False
         self._reported_this_epoch = False
         self._start_time = self._last_time = 0.0
@@ -249,9 +249,9 @@ class WarpRecAdapter(Callback):
 
     def _start_trial(self, ctx: CallbackContext) -> None:
         self.trial = LightningTrial(self._trial_id or uuid.uuid4().hex[:8], _hparams(ctx.model), _log_dir(ctx.trainer))
-        if self._restored_last_result is not None:
-            self.trial.last_result = self._restored_last_result
-            self._restored_last_result = None
+        # a new fit starts a new trial, unless it resumes from a checkpoint
+        self._training_iteration, self.trial.last_result = self._restored or (0, {})
+        self._restored = None
         self._start_time = self._last_time = time.time()
         self._call("setup", stop=None, num_samples=1, total_num_samples=1)
         self.trial.status = "RUNNING"
@@ -334,7 +334,7 @@ class WarpRecAdapter(Callback):
     # -- WarpRec pipeline hooks ------------------------------------------------------------------
     def on_stage_begin(self, ctx: CallbackContext) -> None:
         if ctx.stage != "fit":
-            self._resumed = False  # a checkpoint loaded for validate/test resumes no trial
+            self._resumed, self._restored = False, None  # a checkpoint loaded for validate/test resumes no trial
             return
         if "on_dataset_creation" in self._overrides:
             source = _data_source(ctx)
@@ -361,12 +361,11 @@ class WarpRecAdapter(Callback):
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._training_iteration = int(state_dict.get("training_iteration", 0))
-        if "last_result" in state_dict:
-            if self._trial_open():
-                self.trial.last_result = dict(state_dict["last_result"])
-            else:
-                self._restored_last_result = dict(state_dict["last_result"])
+        restored = (int(state_dict.get("training_iteration", 0)), dict(state_dict.get("last_result") or {}))
+        if self._trial_open():  # strategies that restore after the trial started
+            self._training_iteration, self.trial.last_result = restored
+        else:
+            self._restored = restored
         ray_state = state_dict.get("ray_state")
         if ray_state is not None and "set_state" in self._overrides:
             self.callback.set_state(ray_state)

@@ -199,6 +199,18 @@ def test_failing_fit_fires_trial_error_and_no_training_complete():
     assert "on_dataset_creation" not in names  # ToyRegression exposes no dataset
 
 
+def test_each_fit_is_a_new_experiment():
+    recorder = Recorder()
+    for _ in range(2):
+        make_trainer(to_lightning([recorder]), max_epochs=1).fit(ToyRegression())
+    names = recorder.names()
+    assert names.count("setup") == names.count("on_experiment_end") == 2
+    results = [kw for name, kw in recorder.calls if name == "on_trial_result"]
+    assert [r["result"]["training_iteration"] for r in results] == [1, 1]
+    trials = [kw["trial"] for name, kw in recorder.calls if name == "on_trial_start"]
+    assert trials[0].trial_id != trials[1].trial_id
+
+
 def test_ray_hooks_can_be_turned_off():
     recorder = Recorder()
     trainer = make_trainer(to_lightning([recorder], ray_hooks=False), max_epochs=1)
