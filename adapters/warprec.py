@@ -618,6 +618,8 @@ def _load_module(path: Path) -> ModuleType:
         del sys.modules[name]
         raise
     _LOADED_MODULES[key] = module
+    if "ray.cloudpickle" in sys.modules:  # Ray already in use: make the class shippable to its workers now
+        sys.modules["ray.cloudpickle"].register_pickle_by_value(module)
     return module
 
 

@@ -117,3 +117,24 @@ def test_plain_tuner_with_to_lightning_in_the_trainable(local_ray, tmp_path):
     sides = _hook_log(tmp_path / "hooks.jsonl")
     assert set(sides["driver"]) <= RAY_HOOKS and sides["driver"]["on_trial_result"] == 1
     assert sides["trials"] == Counter({"on_data_reading": 1, "on_dataset_creation": 1, "on_training_complete": 1})
+
+
+def test_config_loaded_classes_are_shipped_to_ray_workers_by_value(tmp_path):
+    """A class loaded from a file by ``load_warprec_callback`` is not importable in a Ray worker."""
+    import sys
+
+    from callbridge.adapters import load_warprec_callback
+    from callbridge.adapters.warprec import lightning_trainable
+    from ray import cloudpickle
+
+    path = tmp_path / "shipped_cb.py"
+    path.write_text("class Shipped:\n    def on_data_reading(self, data):\n        return data[:1]\n")
+    callback = load_warprec_callback({"callback_path": str(path), "callback_name": "Shipped"})
+    lightning_trainable(fit_one, [callback])  # registers the file's module for pickling by value
+    payload = cloudpickle.dumps(callback)
+    module = sys.modules.pop(type(callback).__module__)  # as in a worker: the module cannot be imported
+    try:
+        shipped = cloudpickle.loads(payload)
+    finally:
+        sys.modules[module.__name__] = module
+    assert type(shipped).__name__ == "Shipped" and shipped.on_data_reading([1, 2]) == [1]
