@@ -305,3 +305,14 @@ def test_ddp_warprec_hooks_fire_once_on_rank_zero(ddp_results):
     assert rank0["rows_seen"] == rank1["rows_seen"] == 2 * int(rank0["rows"] * 0.8) // 2
     # prepare_data runs on local rank zero only: no broadcast there (no hang), rank 1 never ran it
     assert rank0["prepared_rows"] == rank0["kept"] and rank1["prepared_rows"] is None
+
+
+def test_recommender_example_runs(tmp_path):
+    import importlib.util
+
+    path = Path(__file__).parents[1] / "examples" / "warprec_recommender.py"
+    spec = importlib.util.spec_from_file_location("warprec_recommender_example", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    plot = example.main(tmp_path)
+    assert plot.exists() and plot.stat().st_size > 1000
