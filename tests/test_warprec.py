@@ -211,6 +211,27 @@ def test_each_fit_is_a_new_experiment():
     assert trials[0].trial_id != trials[1].trial_id
 
 
+def test_step_hooks_fire_per_training_batch_with_the_global_step():
+    class Steps(WarpRecCallback):
+        def __init__(self):
+            self.calls = []
+
+        def on_step_begin(self, iteration, trials, **info):
+            self.calls.append(("begin", iteration, trials[0].status))
+
+        def on_step_end(self, iteration, trials, **info):
+            self.calls.append(("end", iteration, trials[0].status))
+
+    steps = Steps()
+    make_trainer(to_lightning([steps]), max_epochs=1).fit(ToyRegression(n=32, batch_size=16))
+    assert steps.calls == [
+        ("begin", 0, "RUNNING"),
+        ("end", 1, "RUNNING"),
+        ("begin", 1, "RUNNING"),
+        ("end", 2, "RUNNING"),
+    ]
+
+
 def test_ray_hooks_can_be_turned_off():
     recorder = Recorder()
     trainer = make_trainer(to_lightning([recorder], ray_hooks=False), max_epochs=1)
