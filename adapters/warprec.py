@@ -443,12 +443,15 @@ def _trainer_of(owner: Any) -> Any:
 
 
 def _adapters_of(trainer: Any) -> list[WarpRecAdapter]:
-    found = []
-    for callback in getattr(trainer, "callbacks", ()):
-        for unified in getattr(callback, "callbacks", ()) if type(callback).__name__ == "LightningBridge" else ():
-            if isinstance(unified, WarpRecAdapter) and "on_data_reading" in unified._overrides:
-                found.append(unified)
-    return found
+    from callbridge.adapters.lightning import LightningBridge
+
+    bridges = [callback for callback in getattr(trainer, "callbacks", ()) if isinstance(callback, LightningBridge)]
+    return [
+        unified
+        for bridge in bridges
+        for unified in bridge.callbacks
+        if isinstance(unified, WarpRecAdapter) and "on_data_reading" in unified._overrides
+    ]
 
 
 def _in_prepare_data() -> bool:
