@@ -22,6 +22,10 @@ _EXPORTS = {
     "from_config": "callbridge.adapters.config",
     "ConfigError": "callbridge.adapters.config",
     "load_class_from_file": "callbridge.adapters.config",
+    "WarpRecAdapter": "callbridge.adapters.warprec",
+    "announce_data": "callbridge.adapters.warprec",
+    "load_warprec_callback": "callbridge.adapters.warprec",
+    "tune_sweep": "callbridge.adapters.warprec",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -22,7 +22,11 @@ from typing import Any
 from callbridge.callbacks import Callback
 
 #: Modules of the foreign styles, in detection order.
-FOREIGN_STYLES: tuple[str, ...] = ("callbridge.adapters.keras", "callbridge.adapters.hydra")
+FOREIGN_STYLES: tuple[str, ...] = (
+    "callbridge.adapters.keras",
+    "callbridge.adapters.hydra",
+    "callbridge.adapters.warprec",
+)
 
 NATIVE_STYLES = ("callbridge", "lightning")
 
