@@ -152,8 +152,11 @@ def load_class_from_file(path: str | os.PathLike[str], name: str) -> type:
     return cls
 
 
+_FILE_MODULE_PREFIX = "callbridge_file_"
+
+
 def _import_file(file: Path) -> ModuleType:
-    module_name = "callbridge_file_" + "".join(c if c.isalnum() else "_" for c in str(file))
+    module_name = _FILE_MODULE_PREFIX + "".join(c if c.isalnum() else "_" for c in str(file))
     if module_name in sys.modules:
         return sys.modules[module_name]
     spec = importlib.util.spec_from_file_location(module_name, file)
@@ -166,7 +169,14 @@ def _import_file(file: Path) -> ModuleType:
     except Exception as error:
         del sys.modules[module_name]
         raise ImportError(f"importing {file} failed: {type(error).__name__}: {error}") from error
+    if "ray.cloudpickle" in sys.modules:  # Ray in use: its workers cannot import this file, ship it by value
+        sys.modules["ray.cloudpickle"].register_pickle_by_value(module)
     return module
+
+
+def is_loaded_from_file(module_name: str) -> bool:
+    """Whether ``module_name`` is a module that :func:`load_class_from_file` imported from a file."""
+    return module_name.startswith(_FILE_MODULE_PREFIX)
 
 
 # -- reading the configuration -------------------------------------------------------------------

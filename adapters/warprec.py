@@ -21,14 +21,12 @@ defines a WarpRec hook with WarpRec's signature.
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from callbridge.adapters.styles import describe
@@ -519,7 +517,6 @@ def announce_data(owner: Any, data: Any) -> Any:
 
 # -- registration from WarpRec's config format ----------------------------------------------------
 _CONFIG_KEYS = ("callback_path", "callback_name", "args", "kwargs")
-_LOADED_MODULES: dict[str, ModuleType] = {}
 
 
 def load_callback(spec: Mapping[str, Any], *, base_dir: str | Path | None = None) -> Any:
@@ -578,12 +575,12 @@ def load_callback(spec: Mapping[str, Any], *, base_dir: str | Path | None = None
             f"WarpRec callback config for {name!r}: 'args' must be a list and 'kwargs' a mapping, "
             f"got {type(args).__name__} and {type(kwargs).__name__}"
         )
-    module = _load_module(path.resolve())
-    cls = getattr(module, name, None)
-    if not isinstance(cls, type):
-        classes = sorted(n for n, v in vars(module).items() if isinstance(v, type) and v.__module__ == module.__name__)
-        what = "has no class" if cls is None else "defines a non-class"
-        raise ValueError(f"WarpRec callback config: {path} {what} {name!r}; classes defined there: {classes}")
+    from callbridge.adapters.config import load_class_from_file
+
+    try:
+        cls = load_class_from_file(path, name)
+    except AttributeError as error:  # the file has no such class: say so in WarpRec's terms
+        raise ValueError(f"WarpRec callback config: {path} has no class {name!r}: {error}") from None
     try:
         inspect.signature(cls).bind(*args, **kwargs)
     except TypeError as error:
@@ -604,38 +601,17 @@ def load_callback(spec: Mapping[str, Any], *, base_dir: str | Path | None = None
     return callback
 
 
-def _load_module(path: Path) -> ModuleType:
-    key = str(path)
-    module = _LOADED_MODULES.get(key)
-    if module is not None:
-        return module
-    name = f"callbridge_warprec_user.{path.stem}_{uuid.uuid5(uuid.NAMESPACE_URL, key).hex[:8]}"
-    module_spec = importlib.util.spec_from_file_location(name, path)
-    if module_spec is None or module_spec.loader is None:  # pragma: no cover - .py files always have a loader
-        raise ValueError(f"WarpRec callback config: cannot load {path} as a Python module")
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules[name] = module
-    try:
-        module_spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[name]
-        raise
-    _LOADED_MODULES[key] = module
-    if "ray.cloudpickle" in sys.modules:  # Ray already in use: make the class shippable to its workers now
-        sys.modules["ray.cloudpickle"].register_pickle_by_value(module)
-    return module
-
-
 # -- Ray Tune sweep ------------------------------------------------------------------------------
 def _ship_by_value(callbacks: Iterable[Any]) -> None:
     """Classes loaded from files by :func:`load_callback` are not importable in Ray workers: send them by value."""
-    loaded = {module.__name__: module for module in _LOADED_MODULES.values()}
-    wanted = {type(cb).__module__ for cb in callbacks} & set(loaded)
+    from callbridge.adapters.config import is_loaded_from_file
+
+    wanted = {type(cb).__module__ for cb in callbacks if is_loaded_from_file(type(cb).__module__)}
     if wanted:
         from ray import cloudpickle
 
         for name in wanted:
-            cloudpickle.register_pickle_by_value(loaded[name])
+            cloudpickle.register_pickle_by_value(sys.modules[name])
 
 
 def _ray_callback(obj: Any) -> Any:
