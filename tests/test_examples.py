@@ -15,10 +15,13 @@ def run_example(*args: str, timeout: int = 300) -> str:
     return proc.stdout
 
 
-def test_digits_demo_smoke() -> None:
-    out = run_example("examples/digits/train.py", "--smoke")
+def test_digits_demo_smoke(tmp_path: Path) -> None:
+    out = run_example("examples/digits/train.py", "--smoke", "--out", str(tmp_path))
     assert "callbridge demo: trained 1 epochs (2 optimizer steps)" in out
-    assert "epoch 0: train_loss" in out
+    assert "epoch 0: train_loss" in out and "[warprec-style] training complete" in out
+    assert f"open: tensorboard --logdir {tmp_path}/runs" in out
+    assert list((tmp_path / "checkpoints").glob("*.safetensors"))
+    assert (tmp_path / "runs" / "mlflow.db").exists() and (tmp_path / "keras_history.csv").exists()
 
 
 def test_plain_loop_example() -> None:
