@@ -1,24 +1,14 @@
-"""Callbacks that the config and CLI tests name by class path (``cfg_callbacks.X``), and ``needs_style``."""
+"""Callbacks that the config and CLI tests name by class path (``cfg_callbacks.X``)."""
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
 import lightning.pytorch as pl
-import pytest
-from callbridge.adapters.styles import supported_styles
 from callbridge.callbacks import Callback, CallbackContext
 
 #: (callback name, hook) in the order they ran, across every callback below.
 EVENTS: list[tuple[str, str]] = []
-
-
-def needs_style(style: str) -> pytest.MarkDecorator:
-    """Skip a test until the adapter of ``style`` is registered in ``FOREIGN_STYLES`` (the lead merges it)."""
-    return pytest.mark.skipif(
-        style not in supported_styles(),
-        reason=f"needs the {style} adapter (callbridge.adapters.{style} in FOREIGN_STYLES), not on this branch yet",
-    )
 
 
 class Recorder(Callback):

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from callbridge.adapters.cli import Callbacks, inspect_class, load_target, main
 from callbridge.adapters.config import ConfigError
-from cfg_callbacks import needs_style
 
 ROOT = Path(__file__).parents[1]
 SMOKE = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1"]
@@ -167,7 +166,6 @@ def test_inspect_reports_style_hooks_and_lightning_counterparts(tmp_path: Path) 
     assert main(["inspect", f"{file}:Missing"]) == 1
 
 
-@needs_style("keras")
 def test_inspect_keras_callback_reports_what_needs_a_keras_model(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["inspect", "--json", "keras.callbacks.TerminateOnNaN"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -177,7 +175,6 @@ def test_inspect_keras_callback_reports_what_needs_a_keras_model(capsys: pytest.
     assert "needs a real Keras model" in capsys.readouterr().out
 
 
-@needs_style("hydra")
 def test_inspect_hydra_multirun_hooks_have_no_single_run_counterpart(tmp_path: Path) -> None:
     file = tmp_path / "hydra_cb.py"
     file.write_text(

@@ -9,7 +9,7 @@ from pathlib import Path
 import cfg_callbacks
 import pytest
 from callbridge.adapters import ConfigError, LightningBridge, from_config, load_class_from_file
-from cfg_callbacks import EVENTS, needs_style
+from cfg_callbacks import EVENTS
 from omegaconf import OmegaConf
 from toy import ToyRegression, make_trainer
 
@@ -178,9 +178,6 @@ def test_options_reach_to_lightning() -> None:
         from_config([{"class_path": "cfg_callbacks.Recorder"}], key_map={})
 
 
-@needs_style("keras")
-@needs_style("hydra")
-@needs_style("warprec")
 def test_foreign_styles_from_every_format_run(callback_file: Path) -> None:
     cfg_callbacks.KerasStyle.seen.clear()
     callbacks = from_config(
@@ -196,7 +193,6 @@ def test_foreign_styles_from_every_format_run(callback_file: Path) -> None:
     assert ("warprec", "warprec.on_training_complete") in EVENTS
 
 
-@needs_style("keras")
 def test_real_keras_callback_by_class_path() -> None:
     (bridge,) = from_config([{"class_path": "keras.callbacks.EarlyStopping", "init_args": {"patience": "2"}}])
     make_trainer([bridge], max_epochs=1, limit_train_batches=1, limit_val_batches=1).fit(ToyRegression())
