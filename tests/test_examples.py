@@ -27,3 +27,9 @@ def test_digits_demo_smoke(tmp_path: Path) -> None:
 def test_plain_loop_example() -> None:
     out = run_example("examples/plain_loop.py")
     assert "stopping" in out and "'stopped_early': True" in out
+
+
+def test_ray_sweep_example(tmp_path: Path) -> None:
+    out = run_example("examples/ray_sweep.py", str(tmp_path), timeout=400)
+    assert "best config" in out and "val_rmse=" in out
+    assert (tmp_path / "val_rmse.png").exists()
