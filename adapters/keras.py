@@ -164,12 +164,15 @@ class _Keys:
         self._cache[name] = result
         return result
 
-    def epoch_logs(self, metrics: Mapping[str, float]) -> dict[str, float]:
-        """Training values (epoch aggregates preferred) plus validation values under ``val_*``."""
+    def epoch_logs(self, metrics: Mapping[str, float], with_validation: bool = True) -> dict[str, float]:
+        """Training values (epoch aggregates preferred) plus, when this epoch validated, ``val_*`` values.
+
+        As in Keras with ``validation_freq > 1``, an epoch without validation carries no ``val_*`` keys.
+        """
         ranked: dict[str, tuple[int, float]] = {}
         for name, value in metrics.items():
             info = self.classify(name)
-            if info is None or info[0] == "test" or info[2] == "_step":
+            if info is None or info[0] == "test" or info[2] == "_step" or (info[0] == "val" and not with_validation):
                 continue
             rank = 2 if info[2] == "_epoch" else 1
             if ranked.get(info[1], (0, 0.0))[0] < rank:
@@ -623,7 +626,7 @@ class KerasAdapter(Callback):
 
     def on_epoch_end(self, ctx: CallbackContext) -> None:
         self._ctx = ctx
-        logs = self._keys.epoch_logs(ctx.metrics)
+        logs = self._keys.epoch_logs(ctx.metrics, with_validation=ctx.evaluated)
         self._last_epoch_logs = dict(logs)
         history = self._history
         history.epoch.append(ctx.epoch)

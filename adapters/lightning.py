@@ -11,6 +11,7 @@ The hook mapping is the table in ``docs/hooks.md``.
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -18,6 +19,7 @@ import lightning.pytorch as pl
 import torch
 from callbridge.adapters.styles import describe, detect_style, style_modules
 from callbridge.callbacks import Callback, CallbackContext, CallbackList
+from lightning.pytorch.callbacks import EarlyStopping
 
 # Hooks whose effects (stop, learning rate, weights) are reconciled across ranks at each sync point.
 _SYNC_GROUPS: dict[str, tuple[str, ...]] = {
@@ -85,6 +87,7 @@ class LightningBridge(pl.Callback):
 
     def __init__(self, callbacks: Iterable[Callback]) -> None:
         self._callbacks = CallbackList(callbacks)
+        self._relay = _EpochEndRelay(self)
         # Lightning reads state_key at every hook call (to name it for its profiler): build it once.
         self._state_key = f"callbridge[{', '.join(self._callbacks.state_keys())}]"
         self._ctx: LightningContext | None = None
@@ -174,6 +177,10 @@ class LightningBridge(pl.Callback):
         self._ctx.stage = trainer.state.fn.value if trainer.state.fn else str(stage)
         self._configure(is_global_zero=trainer.is_global_zero)
         _install_checkpoint_io(trainer.strategy)
+        if not any(cb is self._relay for cb in trainer.callbacks):
+            # Lightning is iterating over trainer.callbacks while it calls setup: replace the list.
+            position = next((i for i, cb in enumerate(trainer.callbacks) if cb is self), len(trainer.callbacks))
+            trainer.callbacks = [*trainer.callbacks[: position + 1], self._relay, *trainer.callbacks[position + 1 :]]
         if any(cb.replaces_progress_bar for cb in self._callbacks.callbacks):
             _drop_progress_bars(trainer)
         if self._init_done_for != id(trainer):
@@ -188,6 +195,7 @@ class LightningBridge(pl.Callback):
         configs = trainer.lr_scheduler_configs
         ctx.scheduler = configs[0].scheduler if configs else None
         ctx.exception = None
+        ctx._raw_metrics = {}  # metrics of this entry point only: none left over from an earlier fit/validate/test
         self._restored = False
         self._dispatch("on_stage_begin")
 
@@ -217,12 +225,14 @@ class LightningBridge(pl.Callback):
         self._sync(trainer, "train_end")
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._ctx.evaluated = False
         if self._wants["on_epoch_begin"]:
             self._refresh(trainer)
             self._callbacks.dispatch("on_epoch_begin", self._ctx)
         self._sync(trainer, "epoch_start")
 
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def _epoch_end(self, trainer: pl.Trainer) -> None:
+        """Runs from :class:`_EpochEndRelay`, after the LightningModule's own ``on_train_epoch_end``."""
         self._refresh(trainer)
         self._dispatch("on_epoch_end")
         self._dispatch("on_log")
@@ -247,7 +257,8 @@ class LightningBridge(pl.Callback):
         ctx.batch, ctx.batch_idx, ctx.outputs = batch, batch_idx, outputs
         ctx.loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
         self._dispatch("on_step_end")
-        if self._wants["on_log"] and ctx.step != self._last_logged_step and ctx.step % trainer.log_every_n_steps == 0:
+        every = trainer.log_every_n_steps
+        if self._wants["on_log"] and every > 0 and 0 < ctx.step != self._last_logged_step and ctx.step % every == 0:
             self._last_logged_step = ctx.step
             self._callbacks.dispatch("on_log", ctx)
         self._sync(trainer, "step_end")
@@ -265,6 +276,7 @@ class LightningBridge(pl.Callback):
         self._dispatch("on_evaluate")
         self._dispatch("on_log")
         if trainer.state.fn.value == "fit":
+            self._ctx.evaluated = True
             self._ctx.num_batches = _count(trainer.num_training_batches)
             self._sync(trainer, "evaluate_end")
         else:
@@ -397,10 +409,56 @@ class LightningBridge(pl.Callback):
         if self._ctx is None:
             return
         self._ctx.exception = exception
-        self._dispatch("on_exception")
+        for callback in self._callbacks.listeners("on_exception"):
+            try:  # every callback hears of the failure, and the original exception is the one that propagates
+                callback.on_exception(self._ctx)
+            except Exception as error:
+                warnings.warn(
+                    f"{type(callback).__qualname__}.on_exception raised {type(error).__name__}: {error}; "
+                    f"the run's own {type(exception).__name__} propagates",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
 
     def __repr__(self) -> str:
         return f"LightningBridge({self._callbacks.callbacks!r})"
+
+
+class _EpochEndRelay(EarlyStopping):
+    """Calls the bridge's epoch end where Lightning calls its monitoring callbacks' ``on_train_epoch_end``.
+
+    Lightning runs ``on_train_epoch_end`` of ordinary callbacks *before* the LightningModule's own hook,
+    and that of ``EarlyStopping``/``Checkpoint`` callbacks after it; values the module logs in its
+    ``on_train_epoch_end`` (a common torchmetrics pattern) are visible only in the second pass. Unified
+    ``on_epoch_end`` promises every value of the epoch, so the bridge adds this relay next to itself at
+    setup. It is an ``EarlyStopping`` only by type: it monitors nothing and keeps no state.
+    """
+
+    def __init__(self, bridge: LightningBridge) -> None:
+        pl.Callback.__init__(self)  # not EarlyStopping.__init__: there is no monitor
+        self._bridge = bridge
+
+    @property
+    def state_key(self) -> str:
+        return f"{self._bridge.state_key}.epoch_end"
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        pass
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        pass
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._bridge._epoch_end(trainer)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._bridge!r})"
 
 
 def _install_checkpoint_io(strategy: Any) -> None:

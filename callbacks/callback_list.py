@@ -43,9 +43,19 @@ class CallbackList:
     """
 
     def __init__(self, callbacks: Iterable[Callback] = (), *, is_global_zero: bool = True) -> None:
-        self.is_global_zero = is_global_zero
+        self._is_global_zero = is_global_zero
         self._callbacks: list[Callback] = []
         self.extend(callbacks)
+
+    @property
+    def is_global_zero(self) -> bool:
+        """Whether this process is global rank zero; False leaves out ``rank_zero_only`` callbacks."""
+        return self._is_global_zero
+
+    @is_global_zero.setter
+    def is_global_zero(self, value: bool) -> None:
+        self._is_global_zero = bool(value)
+        self._rebuild()
 
     def append(self, callback: Callback) -> None:
         self.extend([callback])

@@ -53,6 +53,9 @@ class CallbackContext:
         step: optimizer steps completed.
         total_steps: optimizer steps the run will take at most, when known.
         max_epochs: epochs the run will take at most, when known.
+        evaluated: in ``on_epoch_end``, whether an evaluation pass ran during this training epoch (when
+            False, validation values in ``metrics`` are those of an earlier epoch). Engines that skip
+            validation on some epochs keep it current; it stays True in loops that never set it.
         num_batches: batches in the current loop (per training epoch, or in the current evaluation or
             prediction pass), when known.
         batch_idx: index of the current batch within its epoch or pass.
@@ -87,6 +90,7 @@ class CallbackContext:
         self.stage = stage
         self.total_steps = total_steps
         self.max_epochs: int | None = None
+        self.evaluated = True
         self.num_batches: int | None = None
         self.world_size = world_size
         self.is_global_zero = is_global_zero

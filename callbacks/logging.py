@@ -185,7 +185,11 @@ class LoggingCallback(Callback):
         if self._writer is None:
             return
         with self._timed():
-            values = {k: v for k, v in ctx.metrics.items() if not k.endswith("_step")}
+            values = {
+                k: v
+                for k, v in ctx.metrics.items()
+                if not k.endswith("_step") and (ctx.evaluated or not k.startswith(("val_", "val/")))
+            }
             values["epoch"] = float(ctx.epoch)
             self._emit(ctx.step, ctx.epoch, values)
 

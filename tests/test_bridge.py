@@ -339,3 +339,88 @@ def test_bridge_state_key_is_unique_per_callback_set() -> None:
     assert a.state_key == "callbridge[Counter]"
     assert b.state_key == "callbridge[Counter, Counter[1]]"
     assert isinstance(L.Trainer, type)
+
+
+class EpochMetrics(Callback):
+    def __init__(self) -> None:
+        self.seen: list[dict[str, float]] = []
+        self.evaluated: list[bool] = []
+
+    def on_epoch_end(self, ctx: CallbackContext) -> None:
+        self.seen.append(dict(ctx.metrics))
+        self.evaluated.append(ctx.evaluated)
+
+
+class ScoresAtEpochEnd(ToyRegression):
+    """Logs ``train_score`` in its own on_train_epoch_end, as torchmetrics users often do."""
+
+    def on_train_epoch_end(self) -> None:
+        self.log("train_score", float(10 * self.current_epoch))
+
+
+def test_epoch_end_sees_this_epochs_values_only() -> None:
+    recorder = EpochMetrics()
+    trainer = make_trainer(
+        to_lightning(recorder), max_epochs=4, limit_train_batches=1, limit_val_batches=1, check_val_every_n_epoch=2
+    )
+    model = ScoresAtEpochEnd()
+    trainer.test(model, verbose=False)  # an earlier entry point's metrics must not leak into fit's
+    trainer.fit(model)
+    # Logged in the module's own on_train_epoch_end: visible in the same epoch's on_epoch_end.
+    assert [m["train_score"] for m in recorder.seen] == [0.0, 10.0, 20.0, 30.0]
+    assert all("test_loss" not in m for m in recorder.seen)
+    assert recorder.evaluated == [False, True, False, True]
+
+
+def test_a_raising_on_exception_neither_hides_the_error_nor_silences_later_callbacks() -> None:
+    class Raises(Callback):
+        def on_exception(self, ctx: CallbackContext) -> None:
+            raise ValueError("cleanup failed")
+
+    class Later(Callback):
+        priority = 200
+        seen: BaseException | None = None
+
+        def on_exception(self, ctx: CallbackContext) -> None:
+            self.seen = ctx.exception
+
+    later = Later()
+    with (
+        pytest.warns(RuntimeWarning, match=r"Raises\.on_exception raised ValueError: cleanup failed"),
+        pytest.raises(RuntimeError, match="training failed"),
+    ):
+        make_trainer(to_lightning([Raises(), later]), limit_val_batches=0).fit(ToyRegression(fail_at_step=0))
+    assert isinstance(later.seen, RuntimeError)
+
+
+def test_on_log_cadence_follows_lightning_and_zero_disables_it() -> None:
+    class Logs(Callback):
+        def __init__(self) -> None:
+            self.steps: list[int] = []
+
+        def on_log(self, ctx: CallbackContext) -> None:
+            if ctx.is_training:
+                self.steps.append(ctx.step)
+
+    every_two, never = Logs(), Logs()
+    make_trainer(to_lightning(every_two), max_epochs=1, limit_val_batches=0, log_every_n_steps=2).fit(
+        ToyRegression(n=96, batch_size=16)
+    )
+    make_trainer(to_lightning(never), max_epochs=1, limit_val_batches=0, log_every_n_steps=0).fit(ToyRegression())
+    assert every_two.steps == [2, 4, 6, 6]  # steps 2, 4, 6 at the cadence, then once after the epoch
+    assert never.steps == [4]  # only after the epoch (4 steps)
+
+
+def test_callback_list_rank_zero_filter_follows_is_global_zero() -> None:
+    class ZeroOnly(Callback):
+        rank_zero_only = True
+        calls = 0
+
+        def on_epoch_end(self, ctx: CallbackContext) -> None:
+            self.calls += 1
+
+    callback = ZeroOnly()
+    callbacks = CallbackList([callback])
+    callbacks.is_global_zero = False
+    callbacks.on_epoch_end(CallbackContext())
+    assert callback.calls == 0

@@ -554,3 +554,19 @@ def test_model_proxy_without_a_trainer(tmp_path):
     model.save_weights(tmp_path / "m.weights.h5")
     assert sorted(load_file(str(tmp_path / "m.weights.h5"))) == ["bias", "weight"]
     assert [p.name for p in tmp_path.iterdir()] == ["m.weights.h5"]  # no temp file left behind
+
+
+def test_epochs_without_validation_carry_no_val_keys_as_with_validation_freq() -> None:
+    class EpochKeys:
+        def __init__(self) -> None:
+            self.keys: list[list[str]] = []
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.keys.append(sorted(logs))
+
+    recorder = EpochKeys()
+    trainer = make_trainer(
+        to_lightning([recorder]), max_epochs=4, limit_train_batches=1, limit_val_batches=1, check_val_every_n_epoch=2
+    )
+    trainer.fit(ToyRegression())
+    assert ["val_loss" in keys for keys in recorder.keys] == [False, True, False, True]
