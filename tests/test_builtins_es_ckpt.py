@@ -442,3 +442,18 @@ def test_ddp_early_stopping_and_checkpoints(ddp_results):
     assert rank0["restored_best"] and rank1["restored_best"]
     assert rank0["writes"] > 0 and rank1["writes"] == 0  # only global rank zero wrote
     assert rank0["kept"] == rank1["kept"] and rank0["files"] == sorted(rank0["kept_names"] + ["last.pt"])
+
+
+def test_atomic_checkpoint_files_get_the_usual_permissions(tmp_path) -> None:
+    import os
+
+    import torch
+    from callbridge.callbacks import CallbackContext
+
+    model = torch.nn.Linear(2, 1)
+    ctx = CallbackContext(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+    for name in ("a.pt", "a.safetensors"):
+        ctx.save_checkpoint(tmp_path / name)
+        umask = os.umask(0)
+        os.umask(umask)
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~umask
