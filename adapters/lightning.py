@@ -87,9 +87,9 @@ class LightningBridge(pl.Callback):
 
     def __init__(self, callbacks: Iterable[Callback]) -> None:
         self._callbacks = CallbackList(callbacks)
-        self._relay = _EpochEndRelay(self)
         # Lightning reads state_key at every hook call (to name it for its profiler): build it once.
         self._state_key = f"callbridge[{', '.join(self._callbacks.state_keys())}]"
+        self._relay = _EpochEndRelay(self)
         self._ctx: LightningContext | None = None
         self._init_done_for: int | None = None
         self._restored = False
@@ -437,10 +437,11 @@ class _EpochEndRelay(EarlyStopping):
     def __init__(self, bridge: LightningBridge) -> None:
         pl.Callback.__init__(self)  # not EarlyStopping.__init__: there is no monitor
         self._bridge = bridge
+        self._state_key = f"{bridge.state_key}.epoch_end"  # read by Lightning at every hook call
 
     @property
     def state_key(self) -> str:
-        return f"{self._bridge.state_key}.epoch_end"
+        return self._state_key
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         pass
