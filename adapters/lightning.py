@@ -18,7 +18,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from callbridge.adapters.styles import describe, detect_style, style_modules
-from callbridge.callbacks import Callback, CallbackContext, CallbackList
+from callbridge.callbacks import HOOKS, Callback, CallbackContext, CallbackList
 from lightning.pytorch.callbacks import EarlyStopping
 
 # Hooks whose effects (stop, learning rate, weights) are reconciled across ranks at each sync point.
@@ -91,7 +91,6 @@ class LightningBridge(pl.Callback):
         self._state_key = f"callbridge[{', '.join(self._callbacks.state_keys())}]"
         self._relay = _EpochEndRelay(self)
         self._ctx: LightningContext | None = None
-        self._init_done_for: int | None = None
         self._restored = False
         self._last_logged_step = -1
         self._sync_at: dict[str, bool] = {}
@@ -114,10 +113,9 @@ class LightningBridge(pl.Callback):
         return self._state_key
 
     def _configure(self, *, is_global_zero: bool) -> None:
-        self._callbacks.is_global_zero = is_global_zero
-        self._callbacks._rebuild()
+        self._callbacks.is_global_zero = is_global_zero  # re-filters the rank-zero-only callbacks
         listeners = self._callbacks.listeners
-        self._wants = {hook: bool(listeners(hook)) for hook in _hook_names()}
+        self._wants = {hook: bool(listeners(hook)) for hook in HOOKS}
         self._sync_at = {
             point: any(not cb.observes_only for h in hooks for cb in listeners(h, all_ranks=True))
             for point, hooks in _SYNC_GROUPS.items()
@@ -171,7 +169,8 @@ class LightningBridge(pl.Callback):
 
     # -- setup and stages ------------------------------------------------------------------------
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if self._ctx is None or self._ctx.trainer is not trainer:
+        new_trainer = self._ctx is None or self._ctx.trainer is not trainer  # one context per trainer
+        if new_trainer:
             self._ctx = LightningContext(trainer, pl_module)
         self._ctx.model = pl_module
         self._ctx.stage = trainer.state.fn.value if trainer.state.fn else str(stage)
@@ -183,8 +182,7 @@ class LightningBridge(pl.Callback):
             trainer.callbacks = [*trainer.callbacks[: position + 1], self._relay, *trainer.callbacks[position + 1 :]]
         if any(cb.replaces_progress_bar for cb in self._callbacks.callbacks):
             _drop_progress_bars(trainer)
-        if self._init_done_for != id(trainer):
-            self._init_done_for = id(trainer)
+        if new_trainer:
             self._dispatch("on_init_end")
 
     def _begin_stage(self, trainer: pl.Trainer) -> None:
@@ -471,12 +469,6 @@ def _install_checkpoint_io(strategy: Any) -> None:
 
     if type(strategy.checkpoint_io) is TorchCheckpointIO:
         strategy.checkpoint_io = CallbridgeCheckpointIO()
-
-
-def _hook_names() -> tuple[str, ...]:
-    from callbridge.callbacks import HOOKS
-
-    return HOOKS
 
 
 def _count(value: Any) -> int | None:
