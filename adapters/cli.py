@@ -25,12 +25,9 @@ arguments or configuration, found before anything runs).
 from __future__ import annotations
 
 import argparse
-import ast
-import inspect
 import json
 import os
 import sys
-import textwrap
 import traceback
 import warnings
 from collections.abc import Mapping, Sequence
@@ -199,75 +196,9 @@ UNIFIED_TO_LIGHTNING: dict[str, str] = {
     "on_exception": "on_exception",
 }
 
-#: The hook mapping of each foreign style, used when its adapter module has no ``HOOK_MAP`` of its own.
-#: A value starting with "-" means: no Lightning counterpart (the text says when, if ever, it runs).
-FALLBACK_HOOK_MAPS: dict[str, dict[str, str]] = {
-    "keras": {
-        "set_model": "setup (receives a proxy of the LightningModule, not a Keras model)",
-        "set_params": "on_train_start (before on_train_begin)",
-        "on_train_begin": "on_train_start",
-        "on_train_end": "on_train_end",
-        "on_epoch_begin": "on_train_epoch_start",
-        "on_epoch_end": "on_train_epoch_end (logs carry val_* keys)",
-        "on_train_batch_begin": "on_train_batch_start",
-        "on_train_batch_end": "on_train_batch_end",
-        "on_batch_begin": "on_train_batch_start (alias of on_train_batch_begin)",
-        "on_batch_end": "on_train_batch_end (alias of on_train_batch_end)",
-        "on_test_begin": "on_validation_start (inside fit) / on_test_start",
-        "on_test_end": "on_validation_end (inside fit) / on_test_end",
-        "on_test_batch_begin": "on_validation_batch_start / on_test_batch_start",
-        "on_test_batch_end": "on_validation_batch_end / on_test_batch_end",
-        "on_predict_begin": "on_predict_start",
-        "on_predict_end": "on_predict_end",
-        "on_predict_batch_begin": "on_predict_batch_start",
-        "on_predict_batch_end": "on_predict_batch_end",
-    },
-    "hydra": {
-        "on_run_start": "on_fit_start / on_validation_start / on_test_start / on_predict_start (one run each)",
-        "on_job_start": "on_fit_start / on_validation_start / on_test_start / on_predict_start (one job per run)",
-        "on_job_end": "on_fit_end / ... end of the entry point, or on_exception (status FAILED)",
-        "on_run_end": "on_fit_end / ... end of the entry point, or on_exception",
-        "on_multirun_start": "- none in a single run: fires only inside callbridge.adapters.hydra.HydraMultirun",
-        "on_multirun_end": "- none in a single run: fires only inside callbridge.adapters.hydra.HydraMultirun",
-    },
-    "warprec": {
-        "on_data_reading": "your LightningDataModule's prepare_data/setup, through announce_data(self, data)",
-        "on_dataset_creation": "after the LightningDataModule's setup('fit')",
-        "on_training_complete": "on_fit_end (successful fit)",
-        "on_evaluation_complete": "on_validation_end / on_test_end (validate and test)",
-        "setup": "on_fit_start (the run seen as a one-trial Ray Tune experiment)",
-        "on_trial_start": "on_train_start",
-        "on_trial_restore": "on_load_checkpoint",
-        "on_step_begin": "on_train_epoch_start",
-        "on_step_end": "on_train_epoch_end",
-        "on_trial_result": "on_validation_end (each validation result)",
-        "on_checkpoint": "on_save_checkpoint",
-        "on_trial_save": "on_save_checkpoint",
-        "on_trial_complete": "on_fit_end",
-        "on_trial_error": "on_exception",
-        "on_trial_recover": "- none: Lightning does not retry a failed run",
-        "on_experiment_end": "on_fit_end (after on_trial_complete)",
-        "get_state": "state saved in the Lightning checkpoint",
-        "set_state": "state restored from the Lightning checkpoint",
-    },
-}
-
 #: Library classes whose hooks are the style's defaults, not overrides.
 _LIBRARY_PACKAGES = ("keras", "tf_keras", "tensorflow", "hydra", "ray", "warprec", "lightning", "pytorch_lightning")
 _LIBRARY_BASES = ("Callback", "WarpRecCallback")
-
-#: Keras classes that need a real Keras model, with what to use under Lightning instead.
-_KERAS_NEEDS_KERAS_MODEL: dict[str, str] = {
-    "BackupAndRestore": "Lightning's resume: ModelCheckpoint(save_last=True) and trainer.fit(..., ckpt_path='last')",
-    "SwapEMAWeights": "lightning.pytorch.callbacks.WeightAveraging (or torch.optim.swa_utils.AveragedModel)",
-    "TensorBoard": "lightning.pytorch.loggers.TensorBoardLogger and LearningRateMonitor",
-    "OrbaxCheckpoint": "lightning.pytorch.callbacks.ModelCheckpoint",
-}
-#: What the Keras model proxy provides; any other ``self.model.X`` must exist on the LightningModule.
-_KERAS_PROXY_ATTRIBUTES = frozenset(
-    {"stop_training", "optimizer", "get_weights", "set_weights", "save", "save_weights", "load_weights", "history"}
-    | {"name"}
-)
 
 
 def inspect_class(cls: type) -> dict[str, Any]:
@@ -275,8 +206,8 @@ def inspect_class(cls: type) -> dict[str, Any]:
 
     Keys: ``target`` (``module.Class``), ``style``, ``hooks`` (``[{"hook", "lightning"}]``, the hooks the
     class overrides and the Lightning hook each runs from) and ``problems`` (what will not work under Lightning).
-    A style's adapter module may provide ``HOOK_MAP`` (hook -> Lightning hook) and ``inspect_problems(cls)``
-    to replace the fallbacks here.
+    Each style's adapter module provides ``HOOK_MAP`` (hook -> Lightning hook) and may provide
+    ``inspect_problems(cls)``.
 
     Example:
         >>> from callbridge.adapters.cli import inspect_class
@@ -295,12 +226,10 @@ def inspect_class(cls: type) -> dict[str, Any]:
         hooks = [(hook, hook) for hook in _overridden(cls, _lightning_hook_names())]
     else:
         module = {m.STYLE: m for m in style_modules()}[style]
-        hook_map = dict(getattr(module, "HOOK_MAP", None) or FALLBACK_HOOK_MAPS.get(style, {}))
-        hooks = [(hook, hook_map[hook]) for hook in _overridden(cls, hook_map)]
+        hooks = [(hook, module.HOOK_MAP[hook]) for hook in _overridden(cls, module.HOOK_MAP)]
         custom = getattr(module, "inspect_problems", None)
-        problems += list(custom(cls)) if callable(custom) else _fallback_problems(style, cls)
-        if not hook_map:
-            problems.append(f"the {style} adapter does not describe its hook mapping (no HOOK_MAP)")
+        if callable(custom):
+            problems += list(custom(cls))
     for hook, target in hooks:
         if target.startswith("-"):
             problems.append(f"{hook} has no Lightning counterpart in a single run: {target.lstrip('- ')}")
@@ -350,46 +279,6 @@ def _overridden(cls: type, hooks: Sequence[str] | Mapping[str, str]) -> list[str
         if owner is not object and not is_library_base:
             found.append(hook)
     return found
-
-
-def _fallback_problems(style: str, cls: type) -> list[str]:
-    problems = []
-    if style == "keras":
-        for klass in cls.__mro__:
-            if klass.__module__.split(".")[0] in ("keras", "tf_keras") and klass.__name__ in _KERAS_NEEDS_KERAS_MODEL:
-                problems.append(
-                    f"{klass.__name__} needs a real Keras model; under Lightning use "
-                    f"{_KERAS_NEEDS_KERAS_MODEL[klass.__name__]}"
-                )
-                break
-        for attr in sorted(_model_attributes(cls) - _KERAS_PROXY_ATTRIBUTES):
-            problems.append(
-                f"uses self.model.{attr}: the model is a proxy of the LightningModule that provides "
-                f"{', '.join(sorted(_KERAS_PROXY_ATTRIBUTES))}; {attr} works only if your LightningModule has it"
-            )
-    return problems
-
-
-def _model_attributes(cls: type) -> set[str]:
-    """``X`` in every ``self.model.X`` in the class's own source (not the library's)."""
-    names: set[str] = set()
-    for klass in cls.__mro__:
-        if klass is object or klass.__module__.split(".")[0] in _LIBRARY_PACKAGES:
-            continue
-        try:
-            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
-        except (OSError, TypeError, SyntaxError):
-            continue
-        for node in ast.walk(tree):
-            if (
-                isinstance(node, ast.Attribute)
-                and isinstance(node.value, ast.Attribute)
-                and node.value.attr == "model"
-                and isinstance(node.value.value, ast.Name)
-                and node.value.value.id == "self"
-            ):
-                names.add(node.attr)
-    return names
 
 
 def load_target(target: str) -> type:

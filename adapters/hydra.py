@@ -36,6 +36,17 @@ from callbridge.callbacks import Callback, CallbackContext
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 STYLE = "hydra"
+
+#: Each hook of this style and the Lightning hook it runs from (``callbridge inspect`` prints it).
+#: A value starting with "-" means: no Lightning counterpart (the text says when, if ever, it runs).
+HOOK_MAP: dict[str, str] = {
+    "on_run_start": "on_fit_start / on_validation_start / on_test_start / on_predict_start (one run each)",
+    "on_job_start": "on_fit_start / on_validation_start / on_test_start / on_predict_start (one job per run)",
+    "on_job_end": "on_fit_end / ... end of the entry point, or on_exception (status FAILED)",
+    "on_run_end": "on_fit_end / ... end of the entry point, or on_exception",
+    "on_multirun_start": "- none in a single run: fires only inside callbridge.adapters.hydra.HydraMultirun",
+    "on_multirun_end": "- none in a single run: fires only inside callbridge.adapters.hydra.HydraMultirun",
+}
 OPTIONS = ("strict", "config", "config_name", "job_name")
 
 log = logging.getLogger(__name__)

@@ -12,16 +12,41 @@ proxy and the known differences are in ``docs/keras.md``.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import inspect
 import os
 import tempfile
+import textwrap
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from callbridge.callbacks import Callback, CallbackContext
 
 STYLE = "keras"
+
+#: Each hook of this style and the Lightning hook it runs from (``callbridge inspect`` prints it).
+#: A value starting with "-" means: no Lightning counterpart (the text says when, if ever, it runs).
+HOOK_MAP: dict[str, str] = {
+    "set_model": "on_train_start, and again before evaluate and predict (gets a proxy of the LightningModule)",
+    "set_params": "on_train_start, and again before evaluate and predict",
+    "on_train_begin": "on_train_start",
+    "on_train_end": "on_train_end",
+    "on_epoch_begin": "on_train_epoch_start",
+    "on_epoch_end": "on_train_epoch_end (logs carry val_* keys)",
+    "on_train_batch_begin": "on_train_batch_start",
+    "on_train_batch_end": "on_train_batch_end",
+    "on_batch_begin": "on_train_batch_start (alias of on_train_batch_begin)",
+    "on_batch_end": "on_train_batch_end (alias of on_train_batch_end)",
+    "on_test_begin": "on_validation_start (inside fit) / on_test_start",
+    "on_test_end": "on_validation_end (inside fit) / on_test_end",
+    "on_test_batch_begin": "on_validation_batch_start / on_test_batch_start",
+    "on_test_batch_end": "on_validation_batch_end / on_test_batch_end",
+    "on_predict_begin": "on_predict_start",
+    "on_predict_end": "on_predict_end",
+    "on_predict_batch_begin": "on_predict_batch_start",
+    "on_predict_batch_end": "on_predict_batch_end",
+}
 OPTIONS = ("key_map", "verbose")
 
 #: Keras hooks that take only ``logs``.
@@ -210,6 +235,17 @@ class KerasProxyError(AttributeError):
     """
 
 
+_PROXY_ATTRIBUTES = (
+    "stop_training",
+    "optimizer",
+    "get_weights",
+    "set_weights",
+    "save",
+    "save_weights",
+    "load_weights",
+    "history",
+    "name",
+)
 _MODEL_SUPPORTED = (
     "stop_training, optimizer (.learning_rate, .iterations), get_weights(), set_weights(), save(path), "
     "save_weights(path), load_weights(path), history, name, and any attribute of the LightningModule"
@@ -802,3 +838,44 @@ def _plain_state(obj: Any) -> dict[str, Any]:
 
 
 __all__ = ["OPTIONS", "STYLE", "KerasAdapter", "KerasModelProxy", "KerasProxyError", "adapt", "default_key"]
+
+
+# -- what `callbridge inspect` reports ---------------------------------------------------------------
+def inspect_problems(cls: type) -> list[str]:
+    """What will not work under Lightning for the Keras-style class ``cls``: a Keras callback that needs a
+    real Keras model (the same list :class:`KerasAdapter` rejects), and ``self.model.X`` uses that only
+    work when the LightningModule has ``X``."""
+    problems = []
+    for klass in cls.__mro__:
+        if klass.__module__.split(".")[0] in ("keras", "tf_keras") and klass.__name__ in _REJECTED:
+            why, instead = _REJECTED[klass.__name__]
+            problems.append(f"{klass.__name__} needs a real Keras model ({why}); under Lightning use {instead}")
+            break
+    for attr in sorted(_model_attributes(cls) - set(_PROXY_ATTRIBUTES)):
+        problems.append(
+            f"uses self.model.{attr}: the model is a proxy of the LightningModule that provides "
+            f"{', '.join(sorted(_PROXY_ATTRIBUTES))}; {attr} works only if your LightningModule has it"
+        )
+    return problems
+
+
+def _model_attributes(cls: type) -> set[str]:
+    """``X`` in every ``self.model.X`` in the class's own source (not Keras')."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if klass is object or klass.__module__.split(".")[0] in ("keras", "tf_keras", "tensorflow"):
+            continue
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        except (OSError, TypeError, SyntaxError):
+            continue
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Attribute)
+                and node.value.attr == "model"
+                and isinstance(node.value.value, ast.Name)
+                and node.value.value.id == "self"
+            ):
+                names.add(node.attr)
+    return names

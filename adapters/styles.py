@@ -7,7 +7,9 @@ Each foreign style is one adapter module that exposes:
   without importing the style's library);
 * ``looks_like(obj) -> bool``: the object follows the style's hook names and signatures;
 * ``adapt(objs, **options) -> list[Callback]``: unified callbacks that run those objects (all
-  objects of the style, in registration order, so an adapter can share state between them).
+  objects of the style, in registration order, so an adapter can share state between them);
+* ``HOOK_MAP``: each hook of the style and the Lightning hook it runs from (``callbridge inspect``);
+  optionally ``inspect_problems(cls) -> list[str]``: what will not work under Lightning.
 
 A new style costs one module and one line in :data:`FOREIGN_STYLES`.
 """

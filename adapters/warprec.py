@@ -34,6 +34,29 @@ from callbridge.callbacks import Callback, CallbackContext
 from callbridge.callbacks.context import as_float
 
 STYLE = "warprec"
+
+#: Each hook of this style and the Lightning hook it runs from (``callbridge inspect`` prints it).
+#: A value starting with "-" means: no Lightning counterpart (the text says when, if ever, it runs).
+HOOK_MAP: dict[str, str] = {
+    "on_data_reading": "your LightningDataModule's prepare_data/setup, through announce_data(self, data)",
+    "on_dataset_creation": "after the LightningDataModule's setup('fit')",
+    "on_training_complete": "on_fit_end (successful fit)",
+    "on_evaluation_complete": "on_validation_end / on_test_end (validate and test)",
+    "setup": "on_fit_start (the run seen as a one-trial Ray Tune experiment)",
+    "on_trial_start": "on_train_start",
+    "on_trial_restore": "on_load_checkpoint",
+    "on_step_begin": "on_train_batch_start (each training batch)",
+    "on_step_end": "on_train_batch_end (each training batch)",
+    "on_trial_result": "on_validation_end (each validation result)",
+    "on_checkpoint": "on_save_checkpoint",
+    "on_trial_save": "on_save_checkpoint",
+    "on_trial_complete": "on_fit_end",
+    "on_trial_error": "on_exception",
+    "on_trial_recover": "- none: Lightning does not retry a failed run",
+    "on_experiment_end": "on_fit_end (after on_trial_complete)",
+    "get_state": "state saved in the Lightning checkpoint",
+    "set_state": "state restored from the Lightning checkpoint",
+}
 OPTIONS = ("ray_hooks",)
 
 #: WarpRec's own hooks, and the keyword arguments WarpRec passes them.
