@@ -99,6 +99,7 @@ class Callbacks(LightningBridge):
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``callbridge`` console script; returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
+    os.environ.setdefault("KERAS_BACKEND", "torch")  # Keras 3 picks its backend at import; Lightning means torch
     if not args or args[0] in ("-h", "--help"):
         (sys.stdout if args else sys.stderr).write(_USAGE)
         return 0 if args else 2
