@@ -66,7 +66,19 @@ class CallbackContext:
         checkpoint: the checkpoint dict in ``on_save`` / ``on_load``.
         exception: the exception in ``on_exception``.
         outputs, batch: the current batch and what the step returned for it.
-        trainer: the engine driving the run (a ``lightning.Trainer`` under the bridge), or None.
+        trainer: the engine driving the run (a ``lightning.Trainer`` under the bridge), or None. Callbacks
+            and adapters do not read it: every value they need is a field of this context.
+        datamodule: the object that provides the data (a ``LightningDataModule``), or None.
+        optimizers, schedulers: every optimizer and learning-rate scheduler of the run (``optimizer`` and
+            ``scheduler`` are the first of each).
+        hparams: the run's hyperparameters (the model's, then the datamodule's), as a plain dict.
+        root_dir: the run's root directory (Lightning's ``default_root_dir``); log_dir: where the run's logs
+            go (the first logger's directory, else ``root_dir``); checkpoint_dir: where checkpoints go, when
+            the engine knows (``None`` otherwise).
+        evaluates: whether the run has an evaluation loop (fit validates); check_val_every_n_epoch: the
+            validation cadence in epochs (``None`` when validation is step-based or absent).
+        log_every_n_steps: how often ``on_log`` fires during training (0: only at epoch and evaluation end).
+        global_rank, local_rank: the process's ranks (0 in a single process).
         callbacks: the :class:`CallbackList` dispatching to this context (set by the list on its first
             dispatch); :meth:`save_checkpoint` uses it for ``on_save`` and the callbacks' state.
     """
@@ -111,6 +123,18 @@ class CallbackContext:
         self._lr_changed = False
         self._weights_changed = False
         self.callbacks: Any = None
+        self.datamodule: Any = None
+        self.optimizers: list[Any] = [optimizer] if optimizer is not None else []
+        self.schedulers: list[Any] = [scheduler] if scheduler is not None else []
+        self.hparams: dict[str, Any] = {}
+        self.root_dir: str | None = None
+        self.log_dir: str | None = None
+        self.checkpoint_dir: str | None = None
+        self.evaluates = True
+        self.check_val_every_n_epoch: int | None = 1
+        self.log_every_n_steps = 0
+        self.global_rank = 0
+        self.local_rank = 0
 
     # -- loss ----------------------------------------------------------------------------------
     @property
