@@ -36,7 +36,8 @@ from typing import Any
 
 from callbridge.adapters.config import ConfigError, _EntryError, _import_target, build_objects, load_class_from_file
 from callbridge.adapters.lightning import LightningBridge, to_lightning
-from callbridge.adapters.styles import describe, detect_style, style_modules
+from callbridge.adapters.registry import get_style, styles
+from callbridge.adapters.styles import describe, detect_style
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
@@ -197,9 +198,17 @@ UNIFIED_TO_LIGHTNING: dict[str, str] = {
     "on_exception": "on_exception",
 }
 
-#: Library classes whose hooks are the style's defaults, not overrides.
-_LIBRARY_PACKAGES = ("keras", "tf_keras", "tensorflow", "hydra", "ray", "warprec", "lightning", "pytorch_lightning")
-_LIBRARY_BASES = ("Callback", "WarpRecCallback")
+#: Lightning's packages: a hook defined on their ``Callback`` is the default, not an override.
+_LIGHTNING_PACKAGES = ("lightning", "pytorch_lightning")
+
+
+def _library_bases() -> tuple[set[str], set[str]]:
+    """Top-level packages and base-class names whose hooks are a style's defaults, not overrides."""
+    packages, bases = set(_LIGHTNING_PACKAGES), {"Callback"}
+    for style in styles():
+        packages.update(style.library_packages)
+        bases.update(style.base_classes)
+    return packages, bases
 
 
 def inspect_class(cls: type) -> dict[str, Any]:
@@ -207,8 +216,8 @@ def inspect_class(cls: type) -> dict[str, Any]:
 
     Keys: ``target`` (``module.Class``), ``style``, ``hooks`` (``[{"hook", "lightning"}]``, the hooks the
     class overrides and the Lightning hook each runs from) and ``problems`` (what will not work under Lightning).
-    Each style's adapter module provides ``HOOK_MAP`` (hook -> Lightning hook) and may provide
-    ``inspect_problems(cls)``.
+    Each registered style provides ``hook_map`` (hook -> Lightning hook) and may provide
+    ``inspect_problems(cls)`` (see :mod:`callbridge.adapters.registry`).
 
     Example:
         >>> from callbridge.adapters.cli import inspect_class
@@ -226,11 +235,10 @@ def inspect_class(cls: type) -> dict[str, Any]:
     elif style == "lightning":
         hooks = [(hook, hook) for hook in _overridden(cls, _lightning_hook_names())]
     else:
-        module = {m.STYLE: m for m in style_modules()}[style]
-        hooks = [(hook, module.HOOK_MAP[hook]) for hook in _overridden(cls, module.HOOK_MAP)]
-        custom = getattr(module, "inspect_problems", None)
-        if callable(custom):
-            problems += list(custom(cls))
+        record = get_style(style)
+        hooks = [(hook, record.hook_map[hook]) for hook in _overridden(cls, record.hook_map)]
+        if record.inspect_problems is not None:
+            problems += list(record.inspect_problems(cls))
     for hook, target in hooks:
         if target.startswith("-"):
             problems.append(f"{hook} has no Lightning counterpart in a single run: {target.lstrip('- ')}")
@@ -274,9 +282,10 @@ def _defining_class(cls: type, name: str) -> type:
 
 def _overridden(cls: type, hooks: Sequence[str] | Mapping[str, str]) -> list[str]:
     found = []
+    packages, bases = _library_bases()
     for hook in hooks:
         owner = _defining_class(cls, hook)
-        is_library_base = owner.__name__ in _LIBRARY_BASES and owner.__module__.split(".")[0] in _LIBRARY_PACKAGES
+        is_library_base = owner.__name__ in bases and owner.__module__.split(".")[0] in packages
         if owner is not object and not is_library_base:
             found.append(hook)
     return found

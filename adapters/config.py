@@ -26,18 +26,30 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from callbridge.adapters.registry import styles
 from callbridge.adapters.styles import describe, detect_style
 
-#: The keys that say which format an entry is written in.
+#: The keys that say which general format an entry is written in; styles with a config format of their own
+#: (WarpRec's ``callback_path``) add theirs through the registry (``Style.config_keys``).
 FORMATS: dict[str, tuple[str, ...]] = {
     "hydra": ("_target_",),
     "lightning": ("class_path",),
-    "warprec": ("callback_path", "callback_name"),
 }
 _ALLOWED = {
     "lightning": {"class_path", "init_args", "dict_kwargs"},
-    "warprec": {"callback_path", "callback_name", "args", "kwargs"},
 }
+
+
+def _formats_table() -> tuple[dict[str, tuple[str, ...]], dict[str, set[str]]]:
+    """The general formats plus every registered style's own config format: (keys, allowed keys)."""
+    formats, allowed = dict(FORMATS), {name: set(keys) for name, keys in _ALLOWED.items()}
+    for style in styles():
+        if style.config_keys:
+            formats[style.name] = style.config_keys
+            allowed[style.name] = set(style.config_allowed_keys or style.config_keys)
+    return formats, allowed
+
+
 _SHORT_NAME_MODULES = ("lightning.pytorch.callbacks", "callbridge.callbacks")
 _EXPECTED = (
     "one of `_target_` (Hydra), `class_path` + `init_args` (LightningCLI), "
@@ -210,7 +222,7 @@ def _entries(cfg: Any) -> list[tuple[str, Any]]:
 
 
 def _formats(entry: Mapping[str, Any]) -> list[str]:
-    return [name for name, keys in FORMATS.items() if any(key in entry for key in keys)]
+    return [name for name, keys in _formats_table()[0].items() if any(key in entry for key in keys)]
 
 
 # -- building one entry --------------------------------------------------------------------------
@@ -218,18 +230,29 @@ def _build(entry: Any, base: Path) -> Any:
     if not isinstance(entry, Mapping):
         return entry  # already built: detect_style judges it
     formats = _formats(entry)
+    table, allowed = _formats_table()
     if not formats:
         raise _EntryError(f"no target: the keys {sorted(map(str, entry))} name no class; expected {_EXPECTED}")
     if len(formats) > 1:
-        keys = [key for name in formats for key in FORMATS[name] if key in entry]
+        keys = [key for name in formats for key in table[name] if key in entry]
         raise _EntryError(
             f"several formats in one entry ({', '.join(formats)}: keys {keys}); write each callback in one format"
         )
     (fmt,) = formats
-    unknown = sorted(set(map(str, entry)) - _ALLOWED[fmt]) if fmt in _ALLOWED else []
+    unknown = sorted(set(map(str, entry)) - allowed[fmt]) if fmt in allowed else []
     if unknown:
-        raise _EntryError(f"unknown key(s) {unknown} in a {fmt} entry; allowed: {sorted(_ALLOWED[fmt])}")
-    return {"hydra": _build_hydra, "lightning": _build_class_path, "warprec": _build_warprec}[fmt](entry, base)
+        raise _EntryError(f"unknown key(s) {unknown} in a {fmt} entry; allowed: {sorted(allowed[fmt])}")
+    if fmt == "hydra":
+        return _build_hydra(entry, base)
+    if fmt == "lightning":
+        return _build_class_path(entry, base)
+    from callbridge.adapters.registry import get_style
+
+    build = get_style(fmt).build_from_config
+    try:
+        return build(entry, base)
+    except (ValueError, TypeError, ImportError, FileNotFoundError, AttributeError) as error:
+        raise _EntryError(str(error)) from None
 
 
 def _build_hydra(entry: Mapping[str, Any], base: Path) -> Any:
@@ -279,20 +302,13 @@ def _typed_instance(cls: type, label: str, init_args: dict[str, Any]) -> Any:
         raise _EntryError(f"class_path {label!r}: wrong arguments: {_one_line(error)}{_accepted(cls)}") from None
 
 
-def _build_warprec(entry: Mapping[str, Any], base: Path) -> Any:
-    path, name = entry.get("callback_path"), entry.get("callback_name")
-    if not path or not name:
-        missing = "callback_path" if not path else "callback_name"
-        raise _EntryError(f"a WarpRec entry needs both callback_path and callback_name; {missing} is missing")
-    file = Path(path) if Path(path).is_absolute() else base / path
+def build_plain_instance(cls: type, label: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
+    """``cls(*args, **kwargs)``, with a ``ValueError`` naming ``label`` and the accepted arguments when they
+    do not fit (for styles whose config entries hold plain ``args``/``kwargs``)."""
     try:
-        cls = load_class_from_file(file, name)
-    except (FileNotFoundError, ValueError, AttributeError, ImportError) as error:
-        raise _EntryError(f"callback_path {str(path)!r}, callback_name {name!r}: {error}") from None
-    args, kwargs = entry.get("args") or [], entry.get("kwargs") or {}
-    if not isinstance(args, Sequence) or isinstance(args, (str, bytes)) or not isinstance(kwargs, Mapping):
-        raise _EntryError(f"callback_name {name!r}: args must be a list and kwargs a mapping")
-    return _plain_instance(cls, name, list(args), dict(kwargs))
+        return _plain_instance(cls, label, args, kwargs)
+    except _EntryError as error:
+        raise ValueError(str(error)) from None
 
 
 def _plain_instance(cls: type, label: str, args: list[Any], kwargs: dict[str, Any]) -> Any:

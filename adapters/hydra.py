@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from callbridge.adapters.registry import Style, register
 from callbridge.adapters.styles import describe
 from callbridge.callbacks import Callback, CallbackContext
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -658,3 +659,20 @@ def _named(prefix: str, node: Any) -> list[tuple[str, Any]]:
     if isinstance(node, (Sequence, ListConfig)) and not isinstance(node, str):
         return [(f"{prefix}[{i}]", value) for i, value in enumerate(node)]
     raise TypeError(f"from_hydra_config: {prefix or 'the config'} must be a mapping or a list of _target_ entries")
+
+
+register(
+    Style(
+        name=STYLE,
+        summary="Hydra callbacks (hydra.experimental.callback.Callback)",
+        is_instance=is_instance,
+        looks_like=looks_like,
+        adapt=adapt,
+        hook_map=HOOK_MAP,
+        options=OPTIONS,
+        library_packages=("hydra",),
+        inspect_problems=None,
+        extra="hydra",
+        docs_page="hydra.md",
+    )
+)

@@ -21,6 +21,7 @@ import textwrap
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from callbridge.adapters.registry import Style, register
 from callbridge.callbacks import Callback, CallbackContext
 
 STYLE = "keras"
@@ -879,3 +880,20 @@ def _model_attributes(cls: type) -> set[str]:
             ):
                 names.add(node.attr)
     return names
+
+
+register(
+    Style(
+        name=STYLE,
+        summary="Keras 3 callbacks (keras.callbacks.Callback) and duck-typed Keras-style classes",
+        is_instance=is_instance,
+        looks_like=looks_like,
+        adapt=adapt,
+        hook_map=HOOK_MAP,
+        options=OPTIONS,
+        library_packages=("keras", "tf_keras", "tensorflow"),
+        inspect_problems=inspect_problems,
+        extra="keras",
+        docs_page="keras.md",
+    )
+)

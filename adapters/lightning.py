@@ -17,7 +17,8 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from callbridge.adapters.styles import describe, detect_style, style_modules
+from callbridge.adapters.registry import Style, get_style
+from callbridge.adapters.styles import describe, detect_style
 from callbridge.callbacks import HOOKS, Callback, CallbackContext, CallbackList
 from lightning.pytorch.callbacks import EarlyStopping
 
@@ -545,7 +546,6 @@ def to_lightning(callbacks: Any, **options: Any) -> list[pl.Callback]:
     unified: list[Callback] = []
     result: list[Any] = []
     bridge_at: int | None = None
-    modules = {module.STYLE: module for module in style_modules()}
     by_style: dict[str, list[Any]] = {}
     for obj, style in zip(objects, styles, strict=True):
         if style == "lightning":
@@ -568,10 +568,11 @@ def to_lightning(callbacks: Any, **options: Any) -> list[pl.Callback]:
     expanded: list[Callback] = []
     for item in unified:
         if isinstance(item, str):
-            expanded.extend(modules[item].adapt(by_style[item], **_options_for(modules[item], options)))
+            style = get_style(item)
+            expanded.extend(style.adapt(by_style[item], **_options_for(style, options)))
         else:
             expanded.append(item)
-    _check_options_used(options, [modules[s] for s in by_style])
+    _check_options_used(options, [get_style(s) for s in by_style])
     result.insert(bridge_at, LightningBridge(expanded))
     return result
 
@@ -587,13 +588,12 @@ def _flatten(callbacks: Any) -> list[Any]:
     return [callbacks]
 
 
-def _options_for(module: Any, options: Mapping[str, Any]) -> dict[str, Any]:
-    accepted = getattr(module, "OPTIONS", ())
-    return {key: value for key, value in options.items() if key in accepted}
+def _options_for(style: Style, options: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in options.items() if key in style.options}
 
 
-def _check_options_used(options: Mapping[str, Any], modules: list[Any]) -> None:
-    accepted = {key for module in modules for key in getattr(module, "OPTIONS", ())}
+def _check_options_used(options: Mapping[str, Any], styles: list[Style]) -> None:
+    accepted = {key for style in styles for key in style.options}
     unknown = sorted(set(options) - accepted)
     if unknown:
         valid = ", ".join(sorted(accepted)) or "none for the styles given"

@@ -1,45 +1,25 @@
 """Which callback style an object is written in: real base classes first, then hook signatures.
 
-Each foreign style is one adapter module that exposes:
-
-* ``STYLE``: the style's name, as shown in messages (``"keras"``);
-* ``is_instance(obj) -> bool``: the object derives from the style's real base class (checked
-  without importing the style's library);
-* ``looks_like(obj) -> bool``: the object follows the style's hook names and signatures;
-* ``adapt(objs, **options) -> list[Callback]``: unified callbacks that run those objects (all
-  objects of the style, in registration order, so an adapter can share state between them);
-* ``HOOK_MAP``: each hook of the style and the Lightning hook it runs from (``callbridge inspect``);
-  optionally ``inspect_problems(cls) -> list[str]``: what will not work under Lightning.
-
-A new style costs one module and one line in :data:`FOREIGN_STYLES`.
+The styles are the records of :mod:`callbridge.adapters.registry`; this module only decides.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
-from types import ModuleType
 from typing import Any
 
+from callbridge.adapters.registry import Style, style_names, styles
 from callbridge.callbacks import Callback
-
-#: Modules of the foreign styles, in detection order.
-FOREIGN_STYLES: tuple[str, ...] = (
-    "callbridge.adapters.keras",
-    "callbridge.adapters.hydra",
-    "callbridge.adapters.warprec",
-)
-
-NATIVE_STYLES = ("callbridge", "lightning")
-
-
-def style_modules() -> list[ModuleType]:
-    """The adapter module of each foreign style."""
-    return [importlib.import_module(name) for name in FOREIGN_STYLES]
 
 
 def supported_styles() -> list[str]:
-    return [*NATIVE_STYLES, *(module.STYLE for module in style_modules())]
+    """The names of every style ``to_lightning`` accepts."""
+    return style_names()
+
+
+def foreign_styles() -> list[Style]:
+    """The registered foreign styles, in detection order."""
+    return styles()
 
 
 def describe(obj: Any) -> str:
@@ -56,7 +36,7 @@ def _is_lightning_callback(obj: Any) -> bool:
 
 
 def _base_class_checks() -> list[tuple[str, Callable[[Any], bool]]]:
-    checks: list[tuple[str, Callable[[Any], bool]]] = [(m.STYLE, m.is_instance) for m in style_modules()]
+    checks: list[tuple[str, Callable[[Any], bool]]] = [(style.name, style.is_instance) for style in styles()]
     checks.append(("lightning", _is_lightning_callback))
     checks.append(("callbridge", lambda obj: isinstance(obj, Callback)))
     return checks
@@ -78,7 +58,7 @@ def detect_style(obj: Any) -> str:
             f"{describe(obj)} derives from the base classes of several callback styles "
             f"({', '.join(by_base)}); callbridge cannot tell which hooks it means. Derive from one only."
         )
-    by_signature = [module.STYLE for module in style_modules() if module.looks_like(obj)]
+    by_signature = [style.name for style in styles() if style.looks_like(obj)]
     if len(by_signature) == 1:
         return by_signature[0]
     if len(by_signature) > 1:

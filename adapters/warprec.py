@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from callbridge.adapters.registry import Style, register
 from callbridge.adapters.styles import describe
 from callbridge.callbacks import Callback, CallbackContext
 from callbridge.callbacks.context import as_float
@@ -748,3 +749,42 @@ def tune_sweep(
 
 
 load_warprec_callback = load_callback
+
+
+def build_from_config(entry: Mapping[str, Any], base: Path) -> Any:
+    """A callback from a WarpRec config entry (``callback_path``, ``callback_name``, ``args``, ``kwargs``)."""
+    from callbridge.adapters.config import build_plain_instance, load_class_from_file
+
+    path, name = entry.get("callback_path"), entry.get("callback_name")
+    if not path or not name:
+        missing = "callback_path" if not path else "callback_name"
+        raise ValueError(f"a WarpRec entry needs both callback_path and callback_name; {missing} is missing")
+    file = Path(path) if Path(path).is_absolute() else Path(base) / path
+    try:
+        cls = load_class_from_file(file, name)
+    except (FileNotFoundError, ValueError, AttributeError, ImportError) as error:
+        raise ValueError(f"callback_path {str(path)!r}, callback_name {name!r}: {error}") from None
+    args, kwargs = entry.get("args") or [], entry.get("kwargs") or {}
+    if not isinstance(args, Sequence) or isinstance(args, (str, bytes)) or not isinstance(kwargs, Mapping):
+        raise ValueError(f"callback_name {name!r}: args must be a list and kwargs a mapping")
+    return build_plain_instance(cls, name, list(args), dict(kwargs))
+
+
+register(
+    Style(
+        name=STYLE,
+        summary="WarpRec callbacks (WarpRecCallback, a ray.tune.Callback) with the Ray Tune trial hooks",
+        is_instance=is_instance,
+        looks_like=looks_like,
+        adapt=adapt,
+        hook_map=HOOK_MAP,
+        options=OPTIONS,
+        config_keys=("callback_path", "callback_name"),
+        config_allowed_keys=_CONFIG_KEYS,
+        build_from_config=build_from_config,
+        library_packages=("warprec", "ray"),
+        base_classes=("Callback", "WarpRecCallback"),
+        extra="ray",
+        docs_page="warprec.md",
+    )
+)

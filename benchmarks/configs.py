@@ -225,7 +225,7 @@ def need_style(obj: Any, style: str) -> None:
     except TypeError:
         found = None
     if found != style:
-        raise Unavailable([f"the {style!r} style (callbridge.adapters.styles.FOREIGN_STYLES)"])
+        raise Unavailable([f"the {style!r} style (callbridge.adapters.registry)"])
 
 
 @dataclass
