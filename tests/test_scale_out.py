@@ -1,0 +1,73 @@
+"""Scale-out on existing engines: two nodes with torchrun (simulated on loopback)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.ddp
+
+TESTS = Path(__file__).parent
+TIMEOUT_S = 300
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_two_nodes_on_loopback_agree_on_stop_and_learning_rate(tmp_path: Path) -> None:
+    """Two torchrun launchers (one per "node", one process each) rendezvous on 127.0.0.1; every rank stops at
+    the step the last rank asked for and trains with rank zero's learning rate; both launchers exit 0."""
+    port = _free_port()
+    env = dict(os.environ, PYTHONPATH=str(TESTS), OMP_NUM_THREADS="1", GLOO_SOCKET_IFNAME="lo")
+    launchers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--nnodes=2",
+                "--nproc_per_node=1",
+                f"--node_rank={node}",
+                "--master_addr=127.0.0.1",
+                f"--master_port={port}",
+                str(TESTS / "ddp_runner.py"),
+                str(tmp_path / f"node{node}"),
+                "nodes_agree_on_stop_and_lr",
+            ],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for node in (0, 1)
+    ]
+    logs, codes = [], []
+    try:
+        for launcher in launchers:
+            out, _ = launcher.communicate(timeout=TIMEOUT_S)
+            logs.append(out)
+            codes.append(launcher.returncode)
+    finally:
+        for launcher in launchers:
+            if launcher.poll() is None:
+                launcher.kill()
+    assert codes == [0, 0], "\n----\n".join(log[-3000:] for log in logs)
+    results = []
+    for node in (0, 1):
+        data = json.loads((tmp_path / f"node{node}" / "nodes_agree_on_stop_and_lr" / f"rank{node}.json").read_text())
+        assert data["ok"], data.get("error")
+        results.append(data["result"])
+    assert [r["node_rank"] for r in results] == [0, 1]
+    assert [r["num_nodes"] for r in results] == [2, 2]
+    assert [r["global_step"] for r in results] == [3, 3]
+    assert [r["lr"] for r in results] == [0.0321, 0.0321]
