@@ -71,3 +71,15 @@ def test_two_nodes_on_loopback_agree_on_stop_and_learning_rate(tmp_path: Path) -
     assert [r["num_nodes"] for r in results] == [2, 2]
     assert [r["global_step"] for r in results] == [3, 3]
     assert [r["lr"] for r in results] == [0.0321, 0.0321]
+
+
+def test_fsdp2_sharded_weights_snapshot_and_restore_on_every_rank(ddp_results) -> None:
+    """EarlyStoppingCallback(restore_best=True) over FSDP2-sharded weights: each rank keeps its own shard (on
+    the host with offload_snapshot), and at train end the whole model is the best epoch's again."""
+    for rank in ddp_results("fsdp2_restore_best_weights"):
+        assert rank["stopped_epoch"] == 3
+        assert rank["snapshot_is_sharded"] and rank["snapshot_on_cpu"]
+        assert rank["snapshot_in_checkpoint"] is False
+    rank0, _ = ddp_results("fsdp2_restore_best_weights")  # the full state is gathered on rank 0 only
+    assert rank0["changed_since_best"]
+    assert rank0["restored_equals_best"]
