@@ -175,6 +175,7 @@ def _import_file(file: Path) -> ModuleType:
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot import {file}")
     module = importlib.util.module_from_spec(spec)
+    module.__callbridge_source__ = str(file)  # messages name the file, not this module name (styles.describe)
     sys.modules[module_name] = module  # dataclasses and pickling look the module up while it executes
     try:
         spec.loader.exec_module(module)
@@ -325,6 +326,19 @@ def _plain_instance(cls: type, label: str, args: list[Any], kwargs: dict[str, An
 
 
 def _import_target(path: str, key: str) -> Any:
+    try:
+        return resolve_target(path, key)
+    except ImportError as error:
+        raise _EntryError(str(error)) from None
+
+
+def resolve_target(path: str, key: str = "target") -> Any:
+    """The object a dotted path names (``pkg.mod.Class``; a bare ``Class`` is looked up in
+    ``lightning.pytorch.callbacks`` and ``callbridge.callbacks``).
+
+    Raises:
+        ImportError: nothing of that name can be imported; the message names ``key`` and every cause.
+    """
     module_name, _, attr = path.rpartition(".")
     candidates = [module_name] if module_name else list(_SHORT_NAME_MODULES)
     errors = []
@@ -337,7 +351,7 @@ def _import_target(path: str, key: str) -> Any:
         if hasattr(module, attr):
             return getattr(module, attr)
         errors.append(f"module {candidate!r} has no attribute {attr!r}")
-    raise _EntryError(f"unknown class: {key} {path!r} cannot be imported ({'; '.join(errors)})")
+    raise ImportError(f"unknown class: {key} {path!r} cannot be imported ({'; '.join(errors)})")
 
 
 def _dotted(cls: type) -> str:
