@@ -51,10 +51,18 @@ def _formats_table() -> tuple[dict[str, tuple[str, ...]], dict[str, set[str]]]:
 
 
 _SHORT_NAME_MODULES = ("lightning.pytorch.callbacks", "callbridge.callbacks")
-_EXPECTED = (
-    "one of `_target_` (Hydra), `class_path` + `init_args` (LightningCLI), "
-    "`callback_path` + `callback_name` (WarpRec), or an already-built callback object"
-)
+
+
+def _expected() -> str:
+    """The entry formats a config accepts, for messages (the styles' own formats come from the registry)."""
+    own = [
+        f"{' + '.join(f'`{key}`' for key in style.config_keys)} ({style.name})"
+        for style in styles()
+        if style.config_keys
+    ]
+    return ", ".join(["one of `_target_` (Hydra)", "`class_path` + `init_args` (LightningCLI)", *own]) + (
+        ", or an already-built callback object"
+    )
 
 
 class ConfigError(ValueError):
@@ -233,7 +241,7 @@ def _build(entry: Any, base: Path) -> Any:
     formats = _formats(entry)
     table, allowed = _formats_table()
     if not formats:
-        raise _EntryError(f"no target: the keys {sorted(map(str, entry))} name no class; expected {_EXPECTED}")
+        raise _EntryError(f"no target: the keys {sorted(map(str, entry))} name no class; expected {_expected()}")
     if len(formats) > 1:
         keys = [key for name in formats for key in table[name] if key in entry]
         raise _EntryError(
