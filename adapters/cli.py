@@ -227,15 +227,15 @@ def inspect_class(cls: type, *, target: str | None = None) -> dict[str, Any]:
         hooks = [(hook, record.hook_map[hook]) for hook in _overridden(cls, record.hook_map)]
         if record.inspect_problems is not None:
             problems += list(record.inspect_problems(cls))
-    for hook, target in hooks:
-        if target.startswith("-"):
-            problems.append(f"{hook} has no Lightning counterpart in a single run: {target.lstrip('- ')}")
+    for hook, where in hooks:
+        if where.startswith("-"):
+            problems.append(f"{hook} has no Lightning counterpart in a single run: {where.lstrip('- ')}")
     if not hooks:
         problems.append("it overrides no hook: it will never be called")
     return {
         "target": target or describe(cls),
         "style": style,
-        "hooks": [{"hook": hook, "lightning": target} for hook, target in hooks],
+        "hooks": [{"hook": hook, "lightning": where} for hook, where in hooks],
         "problems": problems,
     }
 

@@ -52,6 +52,9 @@ class EngineRequests:
         return self.stop or self.learning_rate or self.weights
 
 
+_NO_REQUESTS = EngineRequests()
+
+
 class CallbackContext:
     """Read/write view of a training run, shared by every callback of that run.
 
@@ -233,6 +236,8 @@ class CallbackContext:
             >>> ctx.take_requests().weights, ctx.take_requests().weights
             (True, False)
         """
+        if not (self._should_stop or self._lr_changed or self._weights_changed):
+            return _NO_REQUESTS  # the common case, at every sync point: no allocation
         requests = EngineRequests(self._should_stop, self._lr_changed, self._weights_changed)
         self._lr_changed = self._weights_changed = False
         return requests
