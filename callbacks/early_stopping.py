@@ -112,6 +112,7 @@ class EarlyStoppingCallback(Callback):
         self.check_finite = check_finite
         self.snapshot_in_checkpoint = snapshot_in_checkpoint
         self.offload_snapshot = bool(offload_snapshot)
+        self.writes_weights = bool(restore_best)
         self._sharded_snapshot = False
         self.verbose = verbose
         self._restored = False

@@ -154,3 +154,22 @@ def test_a_checkpoint_saved_before_the_relay_holds_this_epochs_callback_state(tm
         saved = torch.load(tmp_path / f"epoch{epoch}.ckpt", weights_only=False)
         (state,) = [v for k, v in saved["callbacks"].items() if k.startswith("callbridge[")]
         assert list(state.values()) == [{"seen": list(range(epoch + 1))}]
+
+
+@pytest.mark.ddp
+def test_lightning_model_parallel_fsdp2_restores_the_best_sharded_weights(ddp_results) -> None:
+    """Lightning's own sharded strategy on 2 CPU processes: the context knows the weights are sharded, and
+    EarlyStoppingCallback's restore brings back the best epoch's whole model."""
+    rank0, rank1 = ddp_results("model_parallel_restore_best_weights")
+    for rank in (rank0, rank1):
+        assert rank["strategy"] == "ModelParallelStrategy" and rank["weights_sharded"]
+        assert (rank["stopped_epoch"], rank["best_epoch"]) == (3, 1)
+        assert rank["snapshot_on_cpu"]
+    assert rank0["restored_equals_best"] and rank0["differs_from_last"]
+
+
+@pytest.mark.ddp
+def test_a_rank_zero_weight_writer_is_refused_before_training_under_a_sharding_strategy(ddp_results) -> None:
+    for rank in ddp_results("model_parallel_refuses_rank_zero_weight_writer"):
+        assert rank["steps"] == 0
+        assert "ModelParallelStrategy" in rank["error"] and "RankZeroRestore" in rank["error"]

@@ -16,6 +16,7 @@ from typing import Any
 import lightning.pytorch as pl
 from callbridge.adapters.lightning.context import LightningContext
 from callbridge.adapters.lightning.relay import EpochEndRelay
+from callbridge.adapters.lightning.sharding import refuse_rank_zero_weight_writers
 from callbridge.adapters.lightning.sync import agree, sync_points
 from callbridge.callbacks import HOOKS, Callback, CallbackContext, CallbackList
 
@@ -136,6 +137,7 @@ class LightningBridge(pl.Callback):
         self._dispatch("on_stage_begin")
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        refuse_rank_zero_weight_writers(trainer, self._callbacks.callbacks)
         self._ctx.should_stop = False
         self._last_logged_step = -1
         self._begin_stage()
