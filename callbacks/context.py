@@ -105,6 +105,9 @@ class CallbackContext:
             validation cadence in epochs (``None`` when validation is step-based or absent).
         log_every_n_steps: how often ``on_log`` fires during training (0: only at epoch and evaluation end).
         global_rank, local_rank: the process's ranks (0 in a single process).
+        weights_sharded: the model's weights are sharded across processes (FSDP, DeepSpeed, model
+            parallel): :meth:`model_state` and :meth:`load_model_state` are then collectives that every
+            process calls, and a weight change on one process alone cannot be broadcast.
         callbacks: the :class:`CallbackList` dispatching to this context (set by the list on its first
             dispatch); :meth:`save_checkpoint` uses it for ``on_save`` and the callbacks' state.
 
@@ -173,6 +176,7 @@ class CallbackContext:
         self.log_every_n_steps = 0
         self.global_rank = 0
         self.local_rank = 0
+        self.weights_sharded = False
         self.metrics_source = metrics_source
 
     # -- loss ----------------------------------------------------------------------------------
@@ -276,6 +280,20 @@ class CallbackContext:
         self._weights_changed = True
 
     # -- engine services -----------------------------------------------------------------------
+    def model_state(self, *, offload: bool = False, into: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A copy of the model's weights, right for whole and sharded models alike (see
+        :func:`callbridge.callbacks.weights.snapshot_weights`; with sharded weights every process calls it
+        and keeps its own shard). ``offload`` keeps the copy in host memory; ``into`` reuses an earlier copy."""
+        from callbridge.callbacks.weights import snapshot_weights
+
+        return snapshot_weights(self.model, sharded=self.weights_sharded, offload=offload, into=into)
+
+    def load_model_state(self, state: Mapping[str, Any]) -> None:
+        """Loads a :meth:`model_state` copy back into the model (every process, with sharded weights)."""
+        from callbridge.callbacks.weights import restore_weights
+
+        restore_weights(self.model, state, sharded=self.weights_sharded)
+
     def broadcast(self, value: Any, src: int = 0) -> Any:
         """``value`` as process ``src`` has it, on every process (a small picklable object).
 

@@ -64,7 +64,9 @@ class EarlyStoppingCallback(Callback):
         check_finite: stop as soon as the monitored value is NaN or infinite.
         snapshot_in_checkpoint: also save the best-weights snapshot in checkpoints (doubles the
             model's share of the checkpoint); without it a resumed run restores only improvements
-            made after the resume.
+            made after the resume. Sharded snapshots (FSDP and the like) are never written into checkpoints.
+        offload_snapshot: keep the best-weights snapshot in host memory instead of on the model's device
+            (saves device memory for large models; each snapshot then costs a device-to-host copy).
         verbose: print a line when training is stopped.
     """
 
@@ -80,6 +82,7 @@ class EarlyStoppingCallback(Callback):
         check_on: str = "auto",
         check_finite: bool = True,
         snapshot_in_checkpoint: bool = True,
+        offload_snapshot: bool = False,
         verbose: bool = False,
     ) -> None:
         name = type(self).__name__
@@ -108,6 +111,9 @@ class EarlyStoppingCallback(Callback):
         self.check_on = check_on
         self.check_finite = check_finite
         self.snapshot_in_checkpoint = snapshot_in_checkpoint
+        self.offload_snapshot = bool(offload_snapshot)
+        self.writes_weights = bool(restore_best)
+        self._sharded_snapshot = False
         self.verbose = verbose
         self._restored = False
         self._reset()
@@ -160,7 +166,7 @@ class EarlyStoppingCallback(Callback):
         if self._saw_epoch_end and self._last_checked_epoch is None:
             self._missing(ctx)  # epochs ran, no check ever found the monitor
         if self.restore_best and self.best_weights is not None and ctx.model is not None:
-            ctx.model.load_state_dict(self.best_weights)
+            ctx.load_model_state(self.best_weights)
 
     # -- the decision --------------------------------------------------------------------------
     def _improved(self, current: float) -> bool:
@@ -182,7 +188,8 @@ class EarlyStoppingCallback(Callback):
         if self._improved(current):
             self.best, self.best_epoch, self.wait = float(current), ctx.epoch, 0
             if self.restore_best and ctx.model is not None:
-                self._snapshot(ctx.model)
+                self.best_weights = ctx.model_state(offload=self.offload_snapshot, into=self.best_weights)
+                self._sharded_snapshot = ctx.weights_sharded
             return
         self.wait += 1
         if self.wait >= self.patience:
@@ -193,25 +200,6 @@ class EarlyStoppingCallback(Callback):
         ctx.should_stop = True
         if self.verbose and ctx.is_global_zero:
             print(f"{type(self).__name__}: stopping at epoch {ctx.epoch}: {why} (best {self.best})")
-
-    def _snapshot(self, model: Any) -> None:
-        state = model.state_dict()
-        snap = self.best_weights
-        if snap is not None and snap.keys() == state.keys():
-            for key, value in state.items():
-                kept = snap[key]
-                if (
-                    hasattr(value, "copy_")
-                    and hasattr(kept, "copy_")
-                    and kept.shape == value.shape
-                    and kept.dtype == value.dtype
-                    and kept.device == value.device
-                ):
-                    kept.copy_(value.detach())
-                else:
-                    snap[key] = _clone(value)
-        else:
-            self.best_weights = {key: _clone(value) for key, value in state.items()}
 
     def _missing(self, ctx: CallbackContext) -> None:
         if self.strict:
@@ -235,7 +223,9 @@ class EarlyStoppingCallback(Callback):
             "last_checked_epoch": self._last_checked_epoch,
             "evaluated_epoch": self._evaluated_epoch,
         }
-        if self.snapshot_in_checkpoint and self.restore_best and self.best_weights is not None:
+        # A sharded snapshot holds this process's shard only: it is not written into checkpoints.
+        keep_snapshot = self.snapshot_in_checkpoint and self.restore_best and not self._sharded_snapshot
+        if keep_snapshot and self.best_weights is not None:
             state["best_weights"] = self.best_weights
         return state
 
@@ -256,7 +246,3 @@ class EarlyStoppingCallback(Callback):
             f"{type(self).__name__}(monitor={self.monitor!r}, patience={self.patience}, "
             f"min_delta={self.min_delta}, mode={self.mode!r}, restore_best={self.restore_best})"
         )
-
-
-def _clone(value: Any) -> Any:
-    return value.detach().clone() if hasattr(value, "detach") else value

@@ -16,6 +16,7 @@ from typing import Any
 import lightning.pytorch as pl
 from callbridge.adapters.lightning.context import LightningContext
 from callbridge.adapters.lightning.relay import EpochEndRelay
+from callbridge.adapters.lightning.sharding import refuse_rank_zero_weight_writers
 from callbridge.adapters.lightning.sync import agree, sync_points
 from callbridge.callbacks import HOOKS, Callback, CallbackContext, CallbackList
 
@@ -70,6 +71,7 @@ class LightningBridge(pl.Callback):
         self._ctx: LightningContext | None = None
         self._restored = False
         self._last_logged_step = -1
+        self._epoch_end_pending = False
         self._sync_at: dict[str, bool] = {}
         self._wants: dict[str, bool] = {}
         self._configure(is_global_zero=True)
@@ -124,6 +126,7 @@ class LightningBridge(pl.Callback):
             self._dispatch("on_init_end")
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._epoch_end_pending = False
         self._relay.withdraw_from(trainer)
 
     def _begin_stage(self) -> None:
@@ -134,6 +137,7 @@ class LightningBridge(pl.Callback):
         self._dispatch("on_stage_begin")
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        refuse_rank_zero_weight_writers(trainer, self._callbacks.callbacks)
         self._ctx.should_stop = False
         self._last_logged_step = -1
         self._begin_stage()
@@ -165,9 +169,15 @@ class LightningBridge(pl.Callback):
         unified epoch end is left to the relay (see :mod:`callbridge.adapters.lightning.relay`)."""
         if self._relays:
             self._relay.insert_into(trainer)
+            self._epoch_end_pending = True
 
     def _epoch_end(self, trainer: pl.Trainer) -> None:
-        """Runs from the relay, after the LightningModule's own ``on_train_epoch_end``."""
+        """Runs from the relay, after the LightningModule's own ``on_train_epoch_end``; or earlier, from
+        :meth:`state_dict`, when a checkpoint is saved before the relay (see there)."""
+        if not self._epoch_end_pending:
+            return
+        self._epoch_end_pending = False
+        self._relay.withdraw_from(trainer)
         self._ctx.refresh()
         self._dispatch("on_epoch_end")
         self._dispatch("on_log")
@@ -299,6 +309,11 @@ class LightningBridge(pl.Callback):
 
     # -- checkpoints and failures ----------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
+        # A checkpoint saved after this bridge's first-pass on_train_epoch_end but before the relay (Ray Train's
+        # RayTrainReportCallback, a callback or the LightningModule calling trainer.save_checkpoint there) must
+        # hold the callbacks' state after this epoch's end, as the files they write do: run the epoch end now.
+        if self._epoch_end_pending and self._ctx is not None:
+            self._epoch_end(self._ctx.trainer)
         return self._callbacks.state_dict()
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -341,6 +356,7 @@ class LightningBridge(pl.Callback):
             self._with_checkpoint("on_load", checkpoint)
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        self._epoch_end_pending = False
         self._relay.withdraw_from(trainer)
         if self._ctx is None:
             return

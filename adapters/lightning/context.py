@@ -13,6 +13,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from callbridge.adapters.lightning.sharding import sharding_strategy
 from callbridge.callbacks import CallbackContext
 from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -92,6 +93,7 @@ class LightningContext(CallbackContext):
         self.is_global_zero = trainer.is_global_zero
         self.global_rank = trainer.global_rank
         self.local_rank = trainer.local_rank
+        self.weights_sharded = sharding_strategy(trainer) is not None
         self.exception = None
         self.clear_metrics()
 
@@ -163,7 +165,20 @@ class LightningContext(CallbackContext):
             group["lr"] = rate
 
     def broadcast_weights(self) -> None:
-        """The LightningModule's parameters and buffers as global rank zero has them, on every process."""
+        """The LightningModule's parameters and buffers as global rank zero has them, on every process.
+
+        Raises:
+            RuntimeError: the weights are sharded (each rank holds a different shard: rank zero's is not the
+                model, and broadcasting it would overwrite the other shards).
+        """
+        strategy = sharding_strategy(self.trainer)
+        if strategy is not None:
+            raise RuntimeError(
+                f"a rank-zero-only callback changed the model's weights under {strategy}, which shards them: "
+                "rank zero's shard cannot be broadcast. Write weights from a callback that runs on every rank "
+                "through ctx.model_state()/ctx.load_model_state() (as EarlyStoppingCallback does), and set its "
+                "writes_weights = True"
+            )
         module = self.trainer.lightning_module
         for tensor in itertools.chain(module.parameters(), module.buffers()):
             torch.distributed.broadcast(tensor.data, src=0)
