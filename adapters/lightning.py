@@ -194,6 +194,7 @@ class LightningBridge(pl.Callback):
         configs = trainer.lr_scheduler_configs
         ctx.scheduler = configs[0].scheduler if configs else None
         ctx.exception = None
+        _fill_run_fields(ctx, trainer)
         ctx._raw_metrics = {}  # metrics of this entry point only: none left over from an earlier fit/validate/test
         self._restored = False
         self._dispatch("on_stage_begin")
@@ -459,6 +460,28 @@ class _EpochEndRelay(EarlyStopping):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._bridge!r})"
+
+
+def _fill_run_fields(ctx: CallbackContext, trainer: pl.Trainer) -> None:
+    """The context fields adapters read instead of the trainer (datamodule, hparams, directories, evaluates).
+
+    Stopgap from the warprec branch: the hub's version of the bridge fills every field and replaces this.
+    """
+    ctx.datamodule = trainer.datamodule
+    hparams: dict[str, Any] = {}
+    for owner in (trainer.lightning_module, trainer.datamodule):
+        values = getattr(owner, "hparams", None)
+        if isinstance(values, Mapping):
+            hparams.update(values)
+    ctx.hparams = hparams
+    ctx.root_dir = str(trainer.default_root_dir)
+    logger = trainer.logger
+    log_dir = (getattr(logger, "log_dir", None) or getattr(logger, "save_dir", None)) if logger is not None else None
+    ctx.log_dir = str(log_dir) if log_dir else ctx.root_dir
+    checkpoint = trainer.checkpoint_callback
+    dirpath = getattr(checkpoint, "dirpath", None)
+    ctx.checkpoint_dir = str(dirpath) if dirpath else None
+    ctx.evaluates = bool(trainer.enable_validation)
 
 
 def _install_checkpoint_io(strategy: Any) -> None:

@@ -83,11 +83,17 @@ def test_sweep_trains_every_trial(sweep):
 def test_ray_fires_its_hooks_on_the_driver_and_the_trials_fire_warprec_hooks(sweep):
     sides = _hook_log(sweep["tmp"] / "hooks.jsonl")
     driver, trials = sides["driver"], sides["trials"]
-    assert set(driver) <= RAY_HOOKS and set(trials) <= WARPREC_HOOKS  # no hook fired on both sides
+    assert set(driver) <= RAY_HOOKS | {"on_training_complete"} and set(trials) <= WARPREC_HOOKS
+    assert not set(driver) & set(trials)  # no hook fired on both sides
     assert driver["setup"] == 1 and driver["on_experiment_end"] == 1
     assert driver["on_trial_start"] == driver["on_trial_complete"] == 2
     assert driver["on_trial_result"] == driver["on_trial_save"] == driver["on_checkpoint"] == 4
-    assert trials == Counter({"on_data_reading": 2, "on_dataset_creation": 2, "on_training_complete": 2})
+    # as in WarpRec: on_training_complete once, on the driver, after the sweep, with the best model
+    assert driver["on_training_complete"] == 1
+    assert trials == Counter({"on_data_reading": 2, "on_dataset_creation": 2})
+    (completed,) = [kw["model"] for name, kw in sweep["recorder"].calls if name == "on_training_complete"]
+    best = sweep["results"].get_best_result()
+    assert isinstance(completed, MatrixFactorization) and completed.hparams.lr == best.config["lr"]
     # the driver's object is the one Ray called: real Ray trials, real results
     saves = [kw for name, kw in sweep["recorder"].calls if name == "on_trial_save"]
     assert all("val_rmse" in kw["last_result"] for kw in saves)
@@ -96,7 +102,12 @@ def test_ray_fires_its_hooks_on_the_driver_and_the_trials_fire_warprec_hooks(swe
 def test_guide_callback_runs_unchanged_in_the_sweep(sweep):
     scores = sweep["guide"]._scores  # collected on the driver from Ray's trial.last_result
     assert len(scores) == 4 and all(isinstance(score, float) and score > 0 for score in scores)
-    assert (sweep["tmp"] / "plot.png").exists()  # written by on_training_complete in the trials
+    reported = sorted(
+        row["val_rmse"] for result in sweep["results"] for row in result.metrics_dataframe.to_dict("records")
+    )
+    assert sorted(scores) == pytest.approx(reported)
+    # plotted on the driver by on_training_complete, from those scores
+    assert sweep["guide"].plotted == scores and (sweep["tmp"] / "plot.png").stat().st_size > 1000
 
 
 def test_plain_tuner_with_to_lightning_in_the_trainable(local_ray, tmp_path):
