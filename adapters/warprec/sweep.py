@@ -173,9 +173,11 @@ def tune_sweep(
         train_fn: ``train_fn(config, lightning_callbacks)`` fits one trial.
         param_space: Ray Tune's search space.
         callbacks: WarpRec-style / Ray Tune callbacks.
-        tune_config, run_config: ``ray.tune.TuneConfig`` / ``ray.tune.RunConfig``; the Tuner gets a copy of
-            ``run_config`` whose callbacks are its own followed by ``callbacks`` (yours is left as it is).
-        metrics, save_checkpoints: what each trial reports after each validation.
+        tune_config: ``ray.tune.TuneConfig``.
+        run_config: ``ray.tune.RunConfig``; the Tuner gets a copy whose callbacks are its own followed by
+            ``callbacks`` (yours is left as it is).
+        metrics: what each trial reports after each validation (default: every logged metric).
+        save_checkpoints: whether each trial reports a checkpoint with each result.
         resources: per-trial resources, e.g. ``{"cpu": 1}``.
 
     Raises:
