@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 import re
+import sys
 import textwrap
 from pathlib import Path
 
@@ -404,12 +405,12 @@ def test_load_callback_from_warprec_config(callback_file):
     [
         ({"callback_path": "missing.py", "callback_name": "X"}, "missing.py.*does not exist"),
         ({"callback_path": "cb.yaml", "callback_name": "X"}, "not a .py file"),
-        ({"callback_name": "X"}, "'callback_path' is missing"),
+        ({"callback_name": "X"}, "callback_path is missing"),
         ({"callback_path": "F", "callback_name": "X", "kwarg": {}}, r"unknown key\(s\) \['kwarg'\]"),
         ({"callback_path": "F", "callback_name": "Missing"}, r"no class 'Missing'.*KeepTop.*NotWarpRec"),
         ({"callback_path": "F", "callback_name": "NotWarpRec"}, "NotWarpRec .* is not a WarpRec-style"),
         ({"callback_path": "F", "callback_name": "KeepTop"}, r"KeepTop\(n, column='rating'\).*args=\[\]"),
-        ({"callback_path": "F", "callback_name": "KeepTop", "args": 5}, "'args' must be a list"),
+        ({"callback_path": "F", "callback_name": "KeepTop", "args": 5}, "args must be a list"),
         ({"callback_path": "F", "callback_name": "KeepTop", "kwargs": {"m": 1}}, "kwargs=\\{'m': 1\\}"),
     ],
 )
@@ -426,7 +427,13 @@ def test_load_callback_lists_every_problem_of_the_entry(tmp_path):
         load_callback(entry, base_dir=tmp_path)
     causes = [cause for _, cause in raised.value.problems]
     assert len(causes) == 5 and str(raised.value).startswith("5 invalid callback config entries")
-    for expected in ("unknown key(s) ['kwarg']", "'callback_name' is missing", "not a .py file", "'args'", "'kwargs'"):
+    for expected in (
+        "unknown key(s) ['kwarg']",
+        "callback_name is missing",
+        "not a .py file",
+        "args must",
+        "kwargs must",
+    ):
         assert any(expected in cause for cause in causes), (expected, causes)
 
 
@@ -456,3 +463,20 @@ def test_recommender_example_runs(tmp_path):
     spec.loader.exec_module(example)
     plot = example.main(tmp_path)
     assert plot.exists() and plot.stat().st_size > 1000
+
+
+def test_trial_hooks_without_ray_and_a_sweep_without_a_best_trial_are_clear_errors(monkeypatch):
+    from callbridge.adapters import tune_sweep
+    from ray import tune
+
+    plot = ComputeMetricOverIterations()
+    with pytest.raises(ValueError, match=r"on_training_complete gets the best trial's model.*metric=None"):
+        tune_sweep(lambda config, callbacks: None, {}, [plot])  # before anything starts
+    with pytest.raises(ValueError, match="save_checkpoints=False"):
+        tune_sweep(
+            lambda c, cb: None, {}, [plot], tune_config=tune.TuneConfig(metric="m", mode="min"), save_checkpoints=False
+        )
+    monkeypatch.setitem(sys.modules, "ray.tune", None)  # as without Ray installed
+    with pytest.raises(ImportError, match=r"need Ray .*Recorder \(on_checkpoint, .*ray_hooks=False"):
+        to_lightning([Recorder()])
+    assert len(to_lightning([Recorder()], ray_hooks=False)) == 1  # the WarpRec hooks alone need no Ray

@@ -81,14 +81,16 @@ def sweep(local_ray, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("sweep")
     recorder = Recorder(log_path=str(tmp / "hooks.jsonl"))
     guide = ComputeMetricOverIterations(save_path=str(tmp / "plot.png"), metric="val_rmse")
+    run_config = tune.RunConfig(storage_path=str(tmp / "ray"), name="sweep", verbose=0)
     results = tune_sweep(
         fit_one,
         {"lr": tune.grid_search([0.01, 0.1])},
         [FilterLowRatings(), recorder, guide],
         tune_config=tune.TuneConfig(metric="val_rmse", mode="min"),
-        run_config=tune.RunConfig(storage_path=str(tmp / "ray"), name="sweep", verbose=0),
+        run_config=run_config,
         resources={"cpu": 1},
     )
+    assert run_config.callbacks is None  # the Tuner got a copy: the caller's RunConfig is left as it was
     return {"tmp": tmp, "results": results, "recorder": recorder, "guide": guide}
 
 

@@ -37,7 +37,7 @@ def _problems_of(entry: Any, base_dir: Path | None) -> tuple[list[str], Path | N
         problems.append(f"unknown key(s) {unknown}; valid keys: {', '.join(CONFIG_KEYS)}")
     for key in ("callback_path", "callback_name"):
         if not entry.get(key):
-            problems.append(f"{key!r} is missing (got keys {sorted(map(str, entry))})")
+            problems.append(f"{key} is missing (got keys {sorted(map(str, entry))})")
     file = None
     if entry.get("callback_path"):
         file = Path(str(entry["callback_path"])).expanduser()
@@ -50,9 +50,9 @@ def _problems_of(entry: Any, base_dir: Path | None) -> tuple[list[str], Path | N
     args = [] if entry.get("args") is None else entry["args"]
     kwargs = {} if entry.get("kwargs") is None else entry["kwargs"]
     if not isinstance(args, Sequence) or isinstance(args, (str, bytes)):
-        problems.append(f"'args' must be a list, got {type(args).__name__}")
+        problems.append(f"args must be a list, got {type(args).__name__}")
     if not isinstance(kwargs, Mapping):
-        problems.append(f"'kwargs' must be a mapping, got {type(kwargs).__name__}")
+        problems.append(f"kwargs must be a mapping, got {type(kwargs).__name__}")
     return problems, file
 
 
@@ -71,7 +71,8 @@ def _instantiate(entry: Mapping[str, Any], file: Path) -> tuple[Any, str | None]
     try:
         inspect.signature(cls).bind(*args, **kwargs)
     except TypeError as error:
-        return None, f"{name}{inspect.signature(cls)} cannot take args={args!r}, kwargs={kwargs!r}: {error}"
+        signature = inspect.signature(cls)
+        return None, f"{name}{signature} cannot take args={args!r}, kwargs={kwargs!r}: wrong arguments: {error}"
     except ValueError:  # no signature available: let the call itself say
         pass
     try:
