@@ -89,14 +89,18 @@ def announce_data(owner: Any, data: Any, *, broadcast: bool | None = None) -> An
     readers = _readers(trainer)
     if not readers:
         return data
-    world_size = trainer.world_size
+    from callbridge.adapters.lightning import LightningContext
+
+    # The bridge's own context for the ranks and the broadcast: its setup (and context) comes after this call.
+    ctx = LightningContext(trainer, None)
+    world_size = ctx.world_size
     if world_size > 1 and broadcast is None:
         raise ValueError(
             f"announce_data({describe(owner)}, ...) in a {world_size}-process run: say whether every process "
             "calls it: broadcast=True from setup (rank zero's result goes to every rank), broadcast=False "
             "from prepare_data (local rank zero only, nothing is sent)"
         )
-    if trainer.is_global_zero:
+    if ctx.is_global_zero:
         for adapter in readers:
             replaced = adapter.callback.on_data_reading(data)
             if replaced is None:
@@ -106,5 +110,5 @@ def announce_data(owner: Any, data: Any, *, broadcast: bool | None = None) -> An
                 )
             data = replaced
     if world_size > 1 and broadcast:
-        data = trainer.strategy.broadcast(data, src=0)
+        data = ctx.broadcast(data, src=0)
     return data
