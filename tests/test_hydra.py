@@ -277,3 +277,27 @@ def test_ddp_job_hooks_fire_once_on_rank_zero(ddp_results):
     assert rank0["sweep_hooks"] == ["on_multirun_start", "on_job_start", "on_job_end", "on_multirun_end"]
     assert rank1["sweep_hooks"] == []
     assert rank0["pickles"] == ["config.pickle", "job_return.pickle"]
+
+
+def test_compose_restores_the_global_state_hydras_compose_api_touches(tmp_path):
+    from callbridge.adapters.hydra import compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.utils import JobRuntime
+    from hydra.version import VersionBase
+
+    def state():
+        return (
+            GlobalHydra.instance().is_initialized(),
+            JobRuntime.instance().get("name"),
+            VersionBase.instance().getbase(),
+        )
+
+    before = state()
+    cfg = compose({"lr": 0.1}, multirun=False, job_name="composed")
+    assert cfg.hydra.job.name == "composed" and state() == before
+    # inside a caller's own initialize(): its GlobalHydra is kept
+    with initialize_config_dir(config_dir=str(tmp_path), version_base="1.2", job_name="outer"):
+        outer = state()
+        compose({}, multirun=True, job_name="inner")
+        assert state() == outer

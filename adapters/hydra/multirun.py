@@ -65,7 +65,9 @@ class HydraMultirun:
         strict: as for :class:`HydraAdapter`.
         job_name: as for :class:`HydraAdapter`.
         sweep_dir: ``hydra.sweep.dir``; each job's output dir is ``<sweep_dir>/<job number>``. Default:
-            Hydra's (``multirun/<date>/<time>``).
+            Hydra's (``multirun/<date>/<time>``), or the one in ``config_dir``'s config.
+        overrides: the sweep's overrides as on Hydra's command line (``["lr=0.1,0.01"]``), recorded in the
+            sweep config's ``hydra.overrides.task``; each job's own overrides go to :meth:`job`.
 
     Examples:
         >>> import tempfile
@@ -90,6 +92,7 @@ class HydraMultirun:
         config_name: str | None = None,
         config_dir: str | os.PathLike[str] | None = None,
         sweep_dir: str | os.PathLike[str] | None = None,
+        overrides: Sequence[str] = (),
         strict: bool = False,
         job_name: str | None = None,
     ) -> None:
@@ -99,6 +102,7 @@ class HydraMultirun:
         )
         self.callbacks = self.settings.callbacks
         self.sweep_dir = os.fspath(sweep_dir) if sweep_dir is not None else None
+        self.overrides = [str(o) for o in overrides]
         self.job_num = 0
         self._config: DictConfig | None = None
         self._started = False
@@ -115,8 +119,10 @@ class HydraMultirun:
                 config_name=settings.config_name,
                 config_dir=settings.config_dir,
             )
+            values: dict[str, Any] = {"hydra.overrides.task": self.overrides}
             if self.sweep_dir is not None:
-                set_values(self._config, {"hydra.sweep.dir": self.sweep_dir})
+                values["hydra.sweep.dir"] = self.sweep_dir
+            set_values(self._config, values)
         return self._config
 
     def __enter__(self) -> HydraMultirun:

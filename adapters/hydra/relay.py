@@ -24,7 +24,8 @@ Importing this module imports hydra.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from callbridge.adapters.hydra import live
@@ -99,13 +100,29 @@ class HydraRelay(Callback):
         if self.sweep_config is not None:
             missed = [cb for cb in new if not any(cb is seen for _, seen in self._sweep)]
             self._sweep.extend((adapter, cb) for cb in missed)
-            adapter.notify(missed, "on_multirun_start", config=self.sweep_config, config_name=self.config_name)
+            with _outside_the_job():
+                adapter.notify(missed, "on_multirun_start", config=self.sweep_config, config_name=self.config_name)
         elif self.run_config is not None:
             missed = [cb for cb in new if not any(cb is seen for _, seen in self._run)]
             self._run.extend((adapter, cb) for cb in missed)
-            adapter.notify(missed, "on_run_start", config=self.run_config, config_name=self.config_name)
+            with _outside_the_job():
+                adapter.notify(missed, "on_run_start", config=self.run_config, config_name=self.config_name)
         self._job.extend((adapter, cb) for cb in new)
         adapter.notify(new, "on_job_start", config=self.job_config, task_function=self.task_function)
+
+
+@contextlib.contextmanager
+def _outside_the_job() -> Iterator[None]:
+    """Hydra fires run and multirun start hooks before any job, when ``HydraConfig`` is not set yet; a late
+    delivery inside the job gives them the same view."""
+    from hydra.core.hydra_config import HydraConfig
+
+    held = HydraConfig.instance().cfg
+    HydraConfig.instance().cfg = None
+    try:
+        yield
+    finally:
+        HydraConfig.instance().cfg = held
 
 
 def _end(started: list[tuple[Any, Any]], hook: str, **kwargs: Any) -> None:
