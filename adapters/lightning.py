@@ -43,6 +43,17 @@ class LightningContext(CallbackContext):
             world_size=trainer.world_size,
             is_global_zero=trainer.is_global_zero,
         )
+        # Until the hub's context lands: the fields the Hydra adapter reads (callbacks/context.py)
+        self.datamodule = trainer.datamodule
+        self.root_dir = str(trainer.default_root_dir)
+        logger = trainer.loggers[0] if trainer.loggers else None
+        directory = (getattr(logger, "log_dir", None) or getattr(logger, "save_dir", None)) if logger else None
+        self.log_dir = str(directory or trainer.default_root_dir)
+        hparams: dict[str, Any] = {}
+        for owner in (pl_module, trainer.datamodule):
+            for key, value in dict(getattr(owner, "hparams", None) or {}).items():
+                hparams.setdefault(key, value)
+        self.hparams = hparams
 
     def _pull_metrics(self) -> None:
         self._raw_metrics.update(self.trainer.callback_metrics)

@@ -277,6 +277,7 @@ def test_ddp_job_hooks_fire_once_on_rank_zero(ddp_results):
     assert rank0["sweep_hooks"] == ["on_multirun_start", "on_job_start", "on_job_end", "on_multirun_end"]
     assert rank1["sweep_hooks"] == []
     assert rank0["pickles"] == ["config.pickle", "job_return.pickle"]
+    assert not rank0["hydra_config_left_set"] and not rank1["hydra_config_left_set"]
 
 
 def test_compose_restores_the_global_state_hydras_compose_api_touches(tmp_path):
