@@ -533,7 +533,7 @@ def test_model_proxy_without_a_trainer(tmp_path):
     adapter = KerasAdapter([grab])
     adapter.on_train_begin(ctx)
     model = grab.model
-    assert grab.params == {"verbose": 1, "epochs": None, "steps": None}
+    assert grab.params == {"verbose": "auto", "epochs": None, "steps": None}  # fit(verbose="auto")
     assert bool(model) and model.name == "Linear" and model.weight is module.weight  # fall-through
     weights = model.get_weights()
     weights[0][...] = 7.0
@@ -548,6 +548,8 @@ def test_model_proxy_without_a_trainer(tmp_path):
     with pytest.raises(TypeError, match="LearningRateSchedule"):
         model.optimizer.learning_rate = object()
     model.stop_training = True
+    assert model.stop_training and not ctx.should_stop  # forwarded where fit checks it: after a batch or an epoch
+    adapter.on_epoch_end(ctx)
     assert ctx.should_stop and model.stop_training
     model.custom = 3
     assert model.custom == 3 and not hasattr(module, "custom")
