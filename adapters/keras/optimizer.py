@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from callbridge.adapters.keras.variables import synced_variable
@@ -38,7 +39,7 @@ class KerasOptimizerProxy:
         >>> adapter.on_train_begin(ctx)
         >>> optimizer = adapter.model.optimizer
         >>> float(optimizer.learning_rate), optimizer.get_config()["name"]
-        (0.10000000149011612, 'SGD')
+        (0.10000000149011612, 'sgd')
         >>> _ = optimizer.learning_rate.assign(0.05)
         >>> ctx.optimizer.param_groups[0]["lr"]
         0.05000000074505806
@@ -112,8 +113,16 @@ class KerasOptimizerProxy:
 
     @property
     def name(self) -> str:
+        """The torch optimizer's class name in Keras' snake case (``SGD`` -> ``sgd``, ``AdamW`` -> ``adam_w``)."""
         first = self._first()
-        return type(first).__name__ if first is not None else "optimizer"
+        if first is None:
+            return "optimizer"
+        name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", type(first).__name__)
+        return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+    def _family(self) -> str:
+        first = self._first()
+        return type(first).__name__ if first is not None else ""
 
     def get_config(self) -> dict[str, Any]:
         """Keras' optimizer config keys, filled from the first torch optimizer's first param group.
@@ -141,9 +150,11 @@ class KerasOptimizerProxy:
             "loss_scale_factor": None,
             "gradient_accumulation_steps": None,
         }
-        for keras_key, torch_key in _CONFIG_KEYS.get(self.name, ()):
+        for keras_key, torch_key in _CONFIG_KEYS.get(self._family(), ()):
             value = group.get(torch_key)
-            config[keras_key] = float(value) if isinstance(value, float) else value
+            config[keras_key] = (
+                float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+            )
         return config
 
     def __getattr__(self, name: str) -> Any:
