@@ -65,10 +65,12 @@ def adapt(objs: Iterable[Any], **options: Any) -> list[Callback]:
     return [KerasAdapter(list(objs), **options)]
 
 
-def _verify(*args: Any, **kwargs: Any) -> Any:
-    from callbridge.adapters.keras.conformance import verify
+def _verify(make: Any, workdir: Any, label: str = "", epochs: int | None = None) -> tuple[bool, str, dict[str, Any]]:
+    """``callbridge verify`` for Keras: ``(equal, text report, JSON-able report)``."""
+    from callbridge.adapters.keras.conformance import Script, report, verify
 
-    return verify(*args, **kwargs)
+    checks = verify(make, workdir, Script() if epochs is None else Script(epochs=epochs))
+    return all(check.equal for check in checks), report.to_text(label, checks), report.to_data(label, checks)
 
 
 STYLE_RECORD = Style(

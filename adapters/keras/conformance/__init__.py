@@ -18,7 +18,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from callbridge.adapters.keras.conformance.report import CHECKS, Check, close, compare, to_json, to_text
+from callbridge.adapters.keras.conformance import report
+from callbridge.adapters.keras.conformance.report import CHECKS, Check, close, compare, to_data, to_json, to_text
 from callbridge.adapters.keras.conformance.runner import Factory, Probe, run_bridge, run_home
 from callbridge.adapters.keras.conformance.scripted import Script
 
@@ -46,4 +47,16 @@ def observe(make: Factory, workdir: Path, script: Script | None = None, probe: P
     )
 
 
-__all__ = ["CHECKS", "Check", "Script", "close", "compare", "observe", "to_json", "to_text", "verify"]
+__all__ = [
+    "CHECKS",
+    "Check",
+    "Script",
+    "close",
+    "compare",
+    "observe",
+    "report",
+    "to_data",
+    "to_json",
+    "to_text",
+    "verify",
+]

@@ -67,6 +67,9 @@ def compare(home: dict[str, Any], bridge: dict[str, Any], skip: dict[str, str] |
         if name in skip:
             checks.append(Check(name, True, note=f"not compared: {skip[name]}"))
             continue
+        if name == "probe" and home["probe"] is None and bridge["probe"] is None:
+            checks.append(Check(name, True, note="no probe for this callback"))
+            continue
         if name == "hooks":
             h = [row[:2] for row in home["trace"]]
             b = [row[:2] for row in bridge["trace"]]
@@ -93,13 +96,14 @@ def compare(home: dict[str, Any], bridge: dict[str, Any], skip: dict[str, str] |
     return checks
 
 
+def to_data(label: str, checks: list[Check]) -> dict[str, Any]:
+    """The report as data: ``{"callback", "equal", "checks": [{"name", "equal", "home", "bridge", "note"}]}``."""
+    return {"callback": label, "equal": all(c.equal for c in checks), "checks": [asdict(c) for c in checks]}
+
+
 def to_json(label: str, checks: list[Check]) -> str:
-    """The report as JSON: ``{"callback", "equal", "checks": [...]}``."""
-    return json.dumps(
-        {"callback": label, "equal": all(c.equal for c in checks), "checks": [asdict(c) for c in checks]},
-        indent=2,
-        default=repr,
-    )
+    """:func:`to_data` as JSON text."""
+    return json.dumps(to_data(label, checks), indent=2, default=repr)
 
 
 def _short(value: Any, width: int) -> list[str]:
@@ -114,7 +118,7 @@ def to_text(label: str, checks: list[Check], width: int = 56) -> str:
     for check in checks:
         result = "equal" if check.equal else "DIFFERENT"
         if check.note:
-            result = "skipped"
+            result = "-"
         lines.append(f"  {check.name:<12} {result:<10} {check.note or CHECKS[check.name]}")
     for check in checks:
         if check.equal:
@@ -126,5 +130,6 @@ def to_text(label: str, checks: list[Check], width: int = 56) -> str:
             b = right[index] if index < len(right) else ""
             lines.append(f"  {a:<{width}} | {b}")
     verdict = "equal" if all(c.equal for c in checks) else "DIFFERENT"
-    lines += ["", f"result: {verdict} ({sum(not c.equal for c in checks)} of {len(checks)} checks differ)"]
+    compared = sum(not c.note for c in checks)
+    lines += ["", f"result: {verdict} ({sum(not c.equal for c in checks)} of {compared} checks differ)"]
     return "\n".join(lines)
