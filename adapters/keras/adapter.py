@@ -34,13 +34,13 @@ class _Entry:
         self.may = frozenset(h for h in KERAS_HOOKS if overrides(obj, h)) | assigned_hooks(type(obj))
         self.stops_early = stops_outside_epoch_end(type(obj))
 
-    def train_batch_hook(self, when: str) -> str | None:
-        """The method to call for a training batch now: Keras calls ``on_train_batch_*``, whose base version
-        forwards to ``on_batch_*``; a duck-typed class that only has ``on_batch_*`` gets that alias, once."""
+    def train_batch_method(self, when: str) -> Any:
+        """What to call for a training batch, looked up now as Keras' ``CallbackList`` does: a Keras callback's
+        ``on_train_batch_*`` (whose base version forwards to ``on_batch_*``, also one assigned at run time); for a
+        duck-typed class, ``on_train_batch_*`` or else its alias ``on_batch_*``, once."""
         full, alias = _TRAIN_BATCH[when]
-        if overrides(self.obj, full) or (self.real and overrides(self.obj, alias)):
-            return full
-        return alias if overrides(self.obj, alias) else None
+        method = getattr(self.obj, full, None)
+        return method if method is not None or self.real else getattr(self.obj, alias, None)
 
     @property
     def name(self) -> str:
@@ -111,8 +111,12 @@ class KerasAdapter(Callback):
         self._pending_state: dict[str, Any] | None = None
         self._means = RunningMeans()
         self._means_epoch = -1
+        self._loss_only = False
         self._eval_means = RunningMeans()
         self._hooks = self._needed_hooks()
+        self._batch_entries = {
+            when: [e for e in self._entries if e.may.intersection(hooks)] for when, hooks in _TRAIN_BATCH.items()
+        }
 
     @property
     def callbacks(self) -> list[Any]:
@@ -191,10 +195,14 @@ class KerasAdapter(Callback):
                 self._invoke(entry, hook, args, logs, keyword)
 
     def _train_batch(self, when: str, batch: int, logs: dict[str, Any]) -> None:
-        for entry in self._entries:
-            hook = entry.train_batch_hook(when) if entry.may.intersection(_TRAIN_BATCH[when]) else None
-            if hook is not None:
-                self._invoke(entry, hook, (batch,), logs, keyword=True)
+        for entry in self._batch_entries[when]:
+            method = entry.train_batch_method(when)
+            if method is not None:
+                self._current = entry
+                try:
+                    method(batch, logs=logs)
+                finally:
+                    self._current = None
 
     def _any_now(self, *hooks: str) -> bool:
         return any(overrides(entry.obj, hook) for entry in self._entries for hook in hooks if hook in entry.may)
@@ -252,8 +260,12 @@ class KerasAdapter(Callback):
             if ctx.epoch != self._means_epoch:
                 self._means.reset()
                 self._means_epoch = ctx.epoch
-            values = self._keys.step_logs(ctx.metrics, "train")
+                self._loss_only = False
+            # Lightning rebuilds its metrics dict on each read: when the first step of an epoch logged nothing per
+            # step but the loss, the rest of the epoch takes the loss from what training_step returned.
+            values = {} if self._loss_only else self._keys.step_logs(ctx.metrics, "train")
             if ctx.loss is not None:
+                self._loss_only = self._loss_only or set(values) <= {"loss"}
                 values["loss"] = ctx.loss
             logs = self._means.update(values, batch_size(ctx.batch))
             self._train_batch("end", ctx.batch_idx, logs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Any
 
@@ -96,9 +97,14 @@ def rejection(obj: Any) -> tuple[str, str, str] | None:
 
 def default_hook(obj: Any, hook: str) -> Any:
     """Keras' own no-op ``hook`` of the base class, when ``obj`` is a real Keras callback (else None)."""
-    for cls in keras_classes(obj):
-        if cls.__name__ == "Callback":
-            return getattr(cls, hook, None)
+    return _default_hook(type(obj), hook)
+
+
+@functools.lru_cache(maxsize=1024)
+def _default_hook(cls: type, hook: str) -> Any:
+    for klass in cls.__mro__:
+        if klass.__name__ == "Callback" and klass.__module__.split(".")[0] in ("keras", "tf_keras"):
+            return getattr(klass, hook, None)
     return None
 
 

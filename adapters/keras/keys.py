@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from numpy import float32 as _float32
+
 _TRAIN_PREFIXES = ("train_", "train/", "training_", "training/")
 _VAL_PREFIXES = ("val_", "val/", "valid_", "valid/", "validation_", "validation/")
 _TEST_PREFIXES = ("test_", "test/")
@@ -120,13 +122,11 @@ class RunningMeans:
 
     def update(self, values: Mapping[str, float], weight: float) -> dict[str, float]:
         """Adds this batch's ``values``; returns every running mean, sorted by name."""
-        import numpy as np
-
         sums = self._sums
         for key, value in values.items():
             total, count = sums.get(key, (0.0, 0.0))
             sums[key] = (total + value * weight, count + weight)
-        return {key: float(np.float32(t / c)) if c else 0.0 for key, (t, c) in sorted(sums.items())}
+        return {key: float(_float32(t / c)) if c else 0.0 for key, (t, c) in sorted(sums.items())}
 
 
 def batch_size(batch: Any) -> int:
