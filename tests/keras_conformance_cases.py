@@ -146,9 +146,9 @@ class StopAtEpochBegin(keras.callbacks.Callback):
 class ModelApi(keras.callbacks.Callback):
     """Uses the model the way third-party callbacks do: variables, config, summary, predict, history."""
 
-    def __init__(self, x):
+    def __init__(self, x, y):
         super().__init__()
-        self.x = x
+        self.x, self.y = x, y
 
     def on_train_begin(self, logs=None):
         lr = self.model.optimizer.learning_rate
@@ -163,6 +163,8 @@ class ModelApi(keras.callbacks.Callback):
         print("iterations", int(self.model.optimizer.iterations.numpy()), "history", self.model.history.epoch)
         predictions = self.model.predict(self.x, verbose=0, batch_size=2)
         print("predict", predictions.shape, predictions.dtype, round(float(predictions.sum()), 4))
+        results = self.model.evaluate(self.x, self.y, verbose=0, batch_size=2)
+        print("evaluate", [round(float(v), 4) for v in results])
         if epoch == 1:
             self.model.optimizer.learning_rate.assign(0.03125)
 
@@ -302,7 +304,7 @@ def _tuner_callback(directory: Path) -> Any:
 
 
 def cases() -> list[Case]:
-    x = Script().data()["x_val"]
+    data = Script().data()
     verbose1 = Script(verbose=1)
     return [
         Case(
@@ -339,7 +341,7 @@ def cases() -> list[Case]:
         Case("guide: EarlyStoppingAtMinLoss", lambda d: EarlyStoppingAtMinLoss(patience=1)),
         Case("guide: CustomLearningRateScheduler", lambda d: CustomLearningRateScheduler(lr_schedule)),
         Case("stop in on_epoch_begin", lambda d: StopAtEpochBegin()),
-        Case("model API", lambda d: ModelApi(x)),
+        Case("model API", lambda d: ModelApi(data["x_val"], data["y_val"])),
         Case("mlflow MlflowCallback", _mlflow(None), probe=_mlflow_probe, skip={"files": MLFLOW_FILES}),
         Case("mlflow MlflowCallback(every step)", _mlflow(1), probe=_mlflow_probe, skip={"files": MLFLOW_FILES}),
         Case("optuna KerasPruningCallback", _optuna, probe=_optuna_probe),
