@@ -45,12 +45,14 @@ SUBCOMMANDS = ("fit", "validate", "test", "predict")
 _USAGE = """\
 usage: callbridge {fit,validate,test,predict} --config FILE [--section.key VALUE ...]
        callbridge inspect TARGET [--json] [--strict]
+       callbridge verify TARGET [--init JSON] [--json]   (or --config FILE --entry N)
 
 Run a LightningModule under a Lightning Trainer with callbacks of every style, or check a callback class.
 
 commands:
   fit, validate, test, predict   LightningCLI's entry points (callbridge fit --help for every option)
   inspect                        the style, hooks and Lightning counterparts of a callback class
+  verify                         run a callback at home and under Lightning, and diff them
 
 Foreign-style callbacks go in trainer.callbacks as
   - class_path: callbridge.adapters.cli.Callbacks
@@ -108,6 +110,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     command, rest = args[0], args[1:]
     if command == "inspect":
         return _inspect_main(rest)
+    if command == "verify":
+        from callbridge.adapters.verify import main as verify_main
+
+        return verify_main(rest)
     if command not in SUBCOMMANDS:
         sys.stderr.write(_USAGE + f"\ncallbridge: error: unknown command {command!r}\n")
         return 2

@@ -345,6 +345,47 @@ def keras20(env: Env) -> Setup:
     return Setup(to_lightning(callbacks), after_fit=_expect_calls(counter, N_CALLBACKS * env.epochs, "keras"))
 
 
+class _NativeBatchReader(PLCallback):
+    """Reads the batch loss as a native Lightning callback does: ``outputs["loss"].item()`` every step."""
+
+    def __init__(self, counter: _Counter) -> None:
+        self.counter = counter
+        self.total = 0.0
+
+    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self.total += outputs["loss"].item()
+        self.counter.calls += 1
+
+
+def native_batch20(env: Env) -> Setup:
+    counter = _Counter()
+    callbacks = [_NativeBatchReader(counter) for _ in range(N_CALLBACKS)]
+    return Setup(
+        callbacks, after_fit=_expect_calls(counter, N_CALLBACKS * env.batches * env.epochs, "native batch readers")
+    )
+
+
+def keras_batch20(env: Env) -> Setup:
+    """20 real Keras callbacks reading ``logs["loss"]`` in ``on_train_batch_end`` (running means, as in fit)."""
+    (to_lightning,) = need("callbridge.adapters", "to_lightning")
+    (callbacks_module,) = need("keras", "callbacks")
+    counter = _Counter()
+
+    class KerasBatchReader(callbacks_module.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.total = 0.0
+
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            self.total += logs["loss"]
+            counter.calls += 1
+
+    callbacks = [KerasBatchReader() for _ in range(N_CALLBACKS)]
+    return Setup(
+        to_lightning(callbacks), after_fit=_expect_calls(counter, N_CALLBACKS * env.batches * env.epochs, "keras batch")
+    )
+
+
 def hydra20(env: Env) -> Setup:
     (to_lightning,) = need("callbridge.adapters", "to_lightning")
     counter = _Counter()
@@ -506,6 +547,8 @@ FACTORIES: dict[str, Callable[[Env], Setup]] = {
     "unified20": unified20,
     "keras20": keras20,
     "hydra20": hydra20,
+    "native_batch20": native_batch20,
+    "keras_batch20": keras_batch20,
     "native_stack": native_stack,
     "callbridge_stack": callbridge_stack,
     "native_mlflow": native_mlflow,

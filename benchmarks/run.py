@@ -277,6 +277,15 @@ def targets(summary: dict[str, Any], runs: list[dict[str, Any]]) -> list[dict[st
             ),
         )
 
+    add(
+        "(4d) Keras callbacks reading batch logs add <= 1/4 of what native batch readers add",
+        ("keras_batch20", "native_batch20"),
+        lambda: (
+            overhead("keras_batch20") <= 0.25 * overhead("native_batch20"),
+            f"{overhead('keras_batch20'):.1f} us vs 1/4 x {overhead('native_batch20'):.1f} us",
+        ),
+    )
+
     def stack_check() -> tuple[bool, str]:
         diff = _paired_median(runs, "callbridge_stack", "native_stack")
         a, b = summary["callbridge_stack"]["per_step_us"]["median"], summary["native_stack"]["per_step_us"]["median"]

@@ -518,6 +518,16 @@ def test_ddp_keras_callbacks_agree_across_ranks(ddp_results):
     assert rank0["weights"] == rank1["weights"]  # restore_best_weights, broadcast from rank zero
 
 
+def test_ddp_keras_proxy_agrees_across_ranks(ddp_results):
+    rank0, rank1 = ddp_results("keras_proxy_variables_and_stop")
+    # the stop asked for in on_epoch_begin of epoch 2 still runs one batch of it on both ranks (2 + 2 + 1 steps)
+    assert rank0["global_step"] == rank1["global_step"] == 5 and rank0["epoch"] == rank1["epoch"] == 3
+    assert rank0["lr"] == rank1["lr"] == pytest.approx(0.0375)  # assigned through the Keras variable, broadcast
+    assert rank0["iterations"] == [0, 2, 4] and rank1["iterations"] == []  # the callbacks ran on rank zero only
+    assert rank0["history"] == [[], [0], [0, 1]]  # model.history runs last: the current epoch is not in it yet
+    assert rank0["weights"] == rank1["weights"]
+
+
 # -- the model proxy in a plain loop (no trainer) -------------------------------------------------
 def test_model_proxy_without_a_trainer(tmp_path):
     from callbridge.callbacks import CallbackContext
@@ -533,7 +543,7 @@ def test_model_proxy_without_a_trainer(tmp_path):
     adapter = KerasAdapter([grab])
     adapter.on_train_begin(ctx)
     model = grab.model
-    assert grab.params == {"verbose": 1, "epochs": None, "steps": None}
+    assert grab.params == {"verbose": "auto", "epochs": None, "steps": None}  # fit(verbose="auto")
     assert bool(model) and model.name == "Linear" and model.weight is module.weight  # fall-through
     weights = model.get_weights()
     weights[0][...] = 7.0
@@ -548,6 +558,8 @@ def test_model_proxy_without_a_trainer(tmp_path):
     with pytest.raises(TypeError, match="LearningRateSchedule"):
         model.optimizer.learning_rate = object()
     model.stop_training = True
+    assert model.stop_training and not ctx.should_stop  # forwarded where fit checks it: after a batch or an epoch
+    adapter.on_epoch_end(ctx)
     assert ctx.should_stop and model.stop_training
     model.custom = 3
     assert model.custom == 3 and not hasattr(module, "custom")
@@ -586,3 +598,34 @@ def test_bridge_with_keras_callbacks_pickles_and_still_runs(tmp_path):
     with open(path, newline="") as f:
         assert [row["epoch"] for row in csv.DictReader(f)] == ["0", "1"]
     assert adapter.callbacks[1].stopped_epoch == 0 and adapter.model.name == "ToyRegression"
+
+
+# -- Keras' backend (issue 12 item 4) ---------------------------------------------------------------
+def _python(code: str, **env: str) -> subprocess.CompletedProcess:
+    import os
+
+    environment = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    environment.update(env)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment, timeout=300)
+
+
+def test_importing_callbridge_keras_support_defaults_the_backend_to_torch():
+    proc = _python(
+        "import os, callbridge.adapters.keras, keras\n"
+        "print(os.environ['KERAS_BACKEND'], keras.backend.backend())\n"
+        "from callbridge.adapters import from_config\n"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["torch", "torch"]
+
+
+def test_keras_imported_with_another_backend_gets_a_clear_error():
+    # Keras 3.15's other backends need jax or tensorflow, which are not installed here: the check reads
+    # keras.backend.backend(), so a module answering "jax" stands in for a Keras imported with jax.
+    from types import SimpleNamespace
+
+    from callbridge.adapters.keras.backend import require_torch_backend
+
+    with pytest.raises(RuntimeError, match=r"Keras was imported with the .jax. backend.*Set KERAS_BACKEND=torch"):
+        require_torch_backend(SimpleNamespace(backend=SimpleNamespace(backend=lambda: "jax")))
+    require_torch_backend(keras)  # the Keras of this suite runs with torch

@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 from typing import Any
 
+import keras
 from callbridge.adapters import to_lightning
 from toy import ToyRegression
 
@@ -50,3 +51,42 @@ def keras_early_stop_lr_csv(workdir: Path) -> dict[str, Any]:
         "csv_files": sorted(p.name for p in workdir.iterdir()),
         "weights": [p.detach().flatten().tolist() for p in model.parameters()],
     }
+
+
+@scenario
+def keras_proxy_variables_and_stop(workdir: Path) -> dict[str, Any]:
+    """The Keras-shaped proxy under DDP: a learning rate assigned through the Keras variable, model.history,
+    optimizer.iterations and a stop asked for in on_epoch_begin (taken after one batch, as fit does) reach every
+    rank the same way; the bridge pickles before and after the run."""
+    import pickle
+
+    seen = _SEEN
+    workdir.mkdir(parents=True, exist_ok=True)
+    bridge = to_lightning([_Warmup()])[0]
+    bridge = pickle.loads(pickle.dumps(bridge))
+    model = ToyRegression(n=32, batch_size=8, lr=0.1)
+    trainer = ddp_trainer([bridge], max_epochs=6, limit_val_batches=1, limit_train_batches=4)
+    trainer.fit(model)
+    pickle.dumps(bridge.callbacks[0].callbacks)  # the Keras callbacks themselves after the run
+    return {
+        "epoch": trainer.current_epoch,
+        "global_step": trainer.global_step,
+        "lr": trainer.optimizers[0].param_groups[0]["lr"],
+        "iterations": seen["iterations"],
+        "history": seen["history"],
+        "weights": [p.detach().flatten().tolist() for p in model.parameters()],
+    }
+
+
+_SEEN: dict[str, Any] = {"iterations": [], "history": []}
+
+
+class _Warmup(keras.callbacks.Callback):
+    """Module level, so that the bridge holding it pickles."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.optimizer.learning_rate.assign(0.0125 * (epoch + 1))
+        _SEEN["iterations"].append(int(self.model.optimizer.iterations.numpy()))
+        _SEEN["history"].append(list(self.model.history.epoch))
+        if epoch == 2:
+            self.model.stop_training = True
