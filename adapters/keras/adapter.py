@@ -119,6 +119,12 @@ class KerasAdapter(Callback):
         }
 
     @property
+    def writes_weights(self) -> bool:
+        """Whether a wrapped callback will restore weights (Keras' ``restore_best_weights=True``): such a callback
+        runs on rank zero and is refused before training under a strategy that shards the weights."""
+        return any(getattr(entry.obj, "restore_best_weights", False) is True for entry in self._entries)
+
+    @property
     def callbacks(self) -> list[Any]:
         """The wrapped Keras-style callbacks, in call order (without the ``History`` the adapter adds)."""
         return [entry.obj for entry in self._entries if not entry.internal]
