@@ -176,6 +176,7 @@ class LightningBridge(pl.Callback):
         self._ctx.model = pl_module
         self._ctx.stage = trainer.state.fn.value if trainer.state.fn else str(stage)
         self._configure(is_global_zero=trainer.is_global_zero)
+        _fill_run_fields(self._ctx, trainer)
         _install_checkpoint_io(trainer.strategy)
         if not any(cb is self._relay for cb in trainer.callbacks):
             # Lightning is iterating over trainer.callbacks while it calls setup: replace the list.
@@ -215,6 +216,7 @@ class LightningBridge(pl.Callback):
         ctx = self._refresh(trainer)
         ctx.total_steps = _total_steps(trainer)
         ctx.num_batches = _count(trainer.num_training_batches)
+        ctx.train_dataloader = trainer.train_dataloader
         self._dispatch("on_train_begin")
         self._sync(trainer, "train_start")
 
@@ -268,6 +270,7 @@ class LightningBridge(pl.Callback):
             self._begin_stage(trainer)
         ctx = self._refresh(trainer)
         ctx.num_batches = _count(trainer.num_test_batches if trainer.testing else trainer.num_val_batches)
+        ctx.eval_dataloader = _one_or_list(trainer.test_dataloaders if trainer.testing else trainer.val_dataloaders)
         self._dispatch("on_evaluate_begin")
 
     def _evaluate_end(self, trainer: pl.Trainer) -> None:
@@ -470,6 +473,26 @@ def _install_checkpoint_io(strategy: Any) -> None:
 
     if type(strategy.checkpoint_io) is TorchCheckpointIO:
         strategy.checkpoint_io = CallbridgeCheckpointIO()
+
+
+def _fill_run_fields(ctx: CallbackContext, trainer: pl.Trainer) -> None:
+    """The run's configuration fields of the context, known from setup on (before ``on_init_end``)."""
+    ctx.root_dir = str(trainer.default_root_dir)
+    ctx.log_dir = str(trainer.log_dir or trainer.default_root_dir)
+    ctx.max_epochs = _count(trainer.max_epochs)
+    ctx.max_steps = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else None
+    ctx.log_every_n_steps = int(trainer.log_every_n_steps or 0)
+    ctx.evaluates = bool(trainer.enable_validation)
+    ctx.check_val_every_n_epoch = trainer.check_val_every_n_epoch
+    ctx.accumulate_grad_batches = int(trainer.accumulate_grad_batches)
+    ctx.gradient_clip_val = float(trainer.gradient_clip_val) if trainer.gradient_clip_val else None
+    ctx.global_rank, ctx.local_rank = trainer.global_rank, trainer.local_rank
+    ctx.world_size, ctx.is_global_zero = trainer.world_size, trainer.is_global_zero
+    ctx.datamodule = getattr(trainer, "datamodule", None)
+
+
+def _one_or_list(value: Any) -> Any:
+    return value[0] if isinstance(value, (list, tuple)) and len(value) == 1 else value
 
 
 def _count(value: Any) -> int | None:

@@ -79,6 +79,11 @@ class CallbackContext:
             validation cadence in epochs (``None`` when validation is step-based or absent).
         log_every_n_steps: how often ``on_log`` fires during training (0: only at epoch and evaluation end).
         global_rank, local_rank: the process's ranks (0 in a single process).
+        train_dataloader: the training dataloader of the current fit, when the engine knows it; eval_dataloader:
+            the dataloader (a list when there are several) of the current evaluation pass.
+        accumulate_grad_batches: batches whose gradients add up before each optimizer step (1: no accumulation).
+        gradient_clip_val: the engine's gradient clipping threshold (``None``: no clipping).
+        max_steps: the optimizer-step limit the engine was given (``None``: no limit besides ``max_epochs``).
         callbacks: the :class:`CallbackList` dispatching to this context (set by the list on its first
             dispatch); :meth:`save_checkpoint` uses it for ``on_save`` and the callbacks' state.
     """
@@ -135,6 +140,11 @@ class CallbackContext:
         self.log_every_n_steps = 0
         self.global_rank = 0
         self.local_rank = 0
+        self.train_dataloader: Any = None
+        self.eval_dataloader: Any = None
+        self.accumulate_grad_batches = 1
+        self.gradient_clip_val: float | None = None
+        self.max_steps: int | None = None
 
     # -- loss ----------------------------------------------------------------------------------
     @property
