@@ -1,0 +1,504 @@
+"""The unified callback that runs HF ``TrainerCallback``\\ s as ``transformers.Trainer`` runs them.
+
+It plays the part of HF's ``CallbackHandler`` and of the training loop around it: one real ``TrainingArguments``,
+``TrainerState`` and ``TrainerControl`` shared by every HF callback of the run, HF's ``DefaultFlowCallback`` first
+(so ``control`` flags are set where HF sets them), then the callbacks in the order given. Flags act on the run:
+``should_training_stop`` -> ``ctx.should_stop``; ``should_save`` -> a Lightning checkpoint in
+``output_dir/checkpoint-N`` then ``on_save``; ``should_log`` -> HF's logging window (``loss``, ``grad_norm``,
+``learning_rate``, ``epoch``) through ``on_log`` into ``state.log_history``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import warnings
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from callbridge.adapters.hf import EVENTS, is_instance, looks_like
+from callbridge.adapters.hf import persist as hf_persist
+from callbridge.adapters.hf.args import derive_training_args, refresh_training_args
+from callbridge.adapters.hf.names import check_key_map, evaluation_metrics, training_extras
+from callbridge.callbacks import Callback, CallbackContext
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from transformers.trainer_callback import DefaultFlowCallback
+from transformers.trainer_utils import SaveStrategy, rotate_checkpoints, speed_metrics
+
+_BASE_HOOKS = frozenset(
+    {
+        "on_init_end",
+        "on_train_begin",
+        "on_epoch_begin",
+        "on_step_begin",
+        "on_step_end",
+        "on_evaluate_begin",
+        "on_evaluate",
+        "on_epoch_end",
+        "on_train_end",
+        "on_predict_begin",
+        "on_predict_end",
+    }
+)
+#: Events after which a callback other than DefaultFlowCallback may have set ``control.should_save`` at a step.
+_STEP_EVENTS = (
+    "on_step_begin",
+    "on_pre_optimizer_step",
+    "on_optimizer_step",
+    "on_substep_end",
+    "on_step_end",
+    "on_log",
+)
+
+
+def _overrides(callback: Any, event: str) -> bool:
+    method = getattr(type(callback), event, None)
+    return method is not None and method is not getattr(TrainerCallback, event, None)
+
+
+class HFAdapter(Callback):
+    """Runs HF ``TrainerCallback``\\ s (classes or instances) with HF's arguments, state, control and metric names.
+
+    Build it with ``to_lightning([...], training_args=..., key_map=..., processing_class=...)``.
+
+    Args:
+        callbacks: HF callbacks (instances, or classes, which are instantiated without arguments as HF does).
+        training_args: the ``TrainingArguments`` the callbacks see; derived from the Lightning run when None.
+        key_map: ``{lightning_metric: hf_name}`` overriding the default naming (``val_x`` -> ``eval_x``); None
+            drops a metric. A name without an ``eval_``/``test_`` prefix adds that training metric to HF's logs.
+        processing_class: what HF passes as ``processing_class`` (a tokenizer, a processor), else None.
+
+    Example:
+        >>> from transformers import PrinterCallback
+        >>> from callbridge.adapters import to_lightning
+        >>> bridge, = to_lightning([PrinterCallback])
+        >>> [type(cb).__name__ for cb in bridge.callbacks[0].callbacks]
+        ['PrinterCallback']
+    """
+
+    def __init__(
+        self,
+        callbacks: Iterable[Any],
+        training_args: TrainingArguments | None = None,
+        key_map: Mapping[str, str | None] | None = None,
+        processing_class: Any = None,
+    ) -> None:
+        if training_args is not None and not isinstance(training_args, TrainingArguments):
+            raise TypeError(
+                f"HFAdapter: training_args must be a transformers.TrainingArguments, got {type(training_args).__name__}"
+            )
+        user = []
+        for index, callback in enumerate(callbacks):
+            if not (is_instance(callback) or looks_like(callback)):
+                raise TypeError(f"HFAdapter: callback #{index} ({callback!r}) is not a transformers.TrainerCallback")
+            user.append(callback() if isinstance(callback, type) else callback)
+        self._user = user
+        self._key_map = check_key_map(key_map)
+        self._train_extras = training_extras(self._key_map)
+        self._processing_class = processing_class
+        self.args: Any = training_args
+        self._derived = training_args is None
+        flow: list[Any] = [] if any(isinstance(cb, DefaultFlowCallback) for cb in user) else [DefaultFlowCallback()]
+        self._handlers = [*flow, *self._integrations(training_args, user), *user]
+        self._listeners = {
+            event: tuple(getattr(cb, event) for cb in self._handlers if _overrides(cb, event)) for event in EVENTS
+        }
+        # Only callbacks other than DefaultFlowCallback (whose flags every rank sets alike) can disagree across ranks.
+        self._user_step_flags = any(
+            _overrides(cb, event)
+            for cb in self._handlers
+            if not isinstance(cb, DefaultFlowCallback)
+            for event in _STEP_EVENTS
+        )
+        self.state = TrainerState()
+        self.control = TrainerControl()
+        self._restored = False
+        self._ctx: CallbackContext | None = None
+        self._reset_run()
+
+    @staticmethod
+    def _integrations(args: Any, user: list[Any]) -> list[Any]:
+        """The ``report_to`` integrations HF's Trainer would add (none for derived arguments: ``report_to="none"``)."""
+        if args is None:
+            return []
+        from transformers.integrations import get_reporting_integration_callbacks
+
+        have = {type(cb) for cb in user}
+        return [cls() for cls in get_reporting_integration_callbacks(args.report_to) if cls not in have]
+
+    @property
+    def callbacks(self) -> list[Any]:
+        """The HF callbacks given (classes instantiated), in order."""
+        return list(self._user)
+
+    @property
+    def state_key(self) -> str:
+        return "HFAdapter"
+
+    def implemented_hooks(self) -> frozenset[str]:
+        hooks = set(_BASE_HOOKS)
+        if self._listeners["on_prediction_step"]:
+            hooks.update({"on_evaluate_batch_end", "on_predict_batch_end"})
+        return frozenset(hooks)
+
+    # -- HF's CallbackHandler ------------------------------------------------------------------------
+    def _fire(self, event: str, **extra: Any) -> None:
+        methods = self._listeners[event]
+        if not methods:
+            return
+        ctx = self._ctx
+        kwargs = {
+            "model": ctx.model,
+            "processing_class": self._processing_class,
+            "optimizer": ctx.optimizer,
+            "lr_scheduler": ctx.scheduler,
+            "train_dataloader": ctx.train_dataloader,
+            "eval_dataloader": self._eval_dataloader,
+            **extra,
+        }
+        args, state = self.args, self.state
+        for method in methods:
+            result = method(args, state, self.control, **kwargs)
+            if result is not None:  # a callback may return a (new) control, as HF allows
+                self.control = result
+
+    def _apply(self, ctx: CallbackContext) -> None:
+        if self.control.should_training_stop:
+            ctx.should_stop = True
+
+    def _agree(self, ctx: CallbackContext, flag: bool, *, at_step: bool = False) -> bool:
+        """Rank zero's ``flag`` on every rank (a checkpoint save is collective): at a training step only when a
+        callback other than DefaultFlowCallback acts there, at epoch ends and evaluations always."""
+        if ctx.world_size > 1 and (self._user_step_flags or not at_step):
+            return bool(ctx.broadcast(bool(flag)))
+        return bool(flag)
+
+    # -- setup and training ----------------------------------------------------------------------------
+    def _ensure(self, ctx: CallbackContext) -> None:
+        self._ctx = ctx
+        if self.args is None:
+            self.args = derive_training_args(ctx)
+        self.state.is_world_process_zero = bool(ctx.is_global_zero)
+        self.state.is_local_process_zero = ctx.local_rank == 0
+
+    def _reset_run(self) -> None:
+        self._tr_loss: torch.Tensor | None = None
+        self._total_loss = 0.0
+        self._last_logged = 0
+        self._initial_step = 0
+        self._last_step = 0
+        self._in_step = False
+        self._step_lr: float | None = None
+        self._start = time.time()
+        self._eval_start = time.time()
+        self._pending_eval: dict[str, Any] | None = None
+        self._eval_dataloader: Any = None
+        self._train_batches: int | None = None
+        self._batch_idx = -1
+
+    def on_init_end(self, ctx: CallbackContext) -> None:
+        self._ensure(ctx)
+        self._fire("on_init_end")
+
+    def on_train_begin(self, ctx: CallbackContext) -> None:
+        self._ensure(ctx)
+        if self._derived:
+            refresh_training_args(self.args, ctx)
+        args = self.args
+        if not self._restored:  # HF starts a new TrainerState at each train() that does not resume
+            self.state = TrainerState(
+                is_local_process_zero=ctx.local_rank == 0, is_world_process_zero=bool(ctx.is_global_zero)
+            )
+        self._restored = False
+        state = self.state
+        lightning_steps = ctx.total_steps
+        if args.max_steps > 0:
+            max_steps = min(args.max_steps, lightning_steps) if lightning_steps else args.max_steps
+        else:
+            max_steps = lightning_steps or 2**62
+        state.compute_steps(args, max_steps)
+        state.max_steps = max_steps
+        state.num_train_epochs = ctx.max_epochs or math.ceil(args.num_train_epochs)
+        state.train_batch_size = _batch_of(ctx.train_dataloader) or args.per_device_train_batch_size
+        state.global_step = ctx.step
+        self._reset_run()
+        self._initial_step = self._last_logged = self._last_step = ctx.step
+        self._num_samples = self._train_samples(ctx, max_steps)
+        self._nan_filter = bool(args.logging_nan_inf_filter)
+        self.control.should_training_stop = False
+        self._fire("on_train_begin")
+        self._apply(ctx)
+
+    def _train_samples(self, ctx: CallbackContext, max_steps: int) -> float | None:
+        """HF's ``num_train_samples`` for the speed metrics: samples of the whole planned run."""
+        per_step = (_batch_of(ctx.train_dataloader) or 0) * self.args.gradient_accumulation_steps * ctx.world_size
+        if ctx.max_steps or self.args.max_steps > 0:
+            return float(max_steps * per_step) if per_step else None
+        dataset = getattr(ctx.train_dataloader, "dataset", None)
+        try:
+            examples = len(dataset)  # type: ignore[arg-type]
+        except TypeError:
+            return None
+        return float(examples * self.state.num_train_epochs)
+
+    def on_epoch_begin(self, ctx: CallbackContext) -> None:
+        self.control.should_epoch_stop = False
+        self._train_batches = ctx.num_batches
+        self._fire("on_epoch_begin")
+        self._apply(ctx)
+
+    def on_step_begin(self, ctx: CallbackContext) -> None:
+        if self._in_step:  # a later micro-batch of the same optimizer step
+            return
+        self._in_step = True
+        optimizer = ctx.optimizer
+        self._step_lr = float(optimizer.param_groups[0]["lr"]) if optimizer is not None else None
+        control = self.control
+        control.should_log = control.should_evaluate = control.should_save = False
+        if self._listeners["on_step_begin"]:
+            self._fire("on_step_begin")
+            self._apply(ctx)
+
+    def on_step_end(self, ctx: CallbackContext) -> None:
+        self._accumulate(ctx.outputs)
+        self._batch_idx = ctx.batch_idx
+        if ctx.step == self._last_step:  # no optimizer step: a gradient-accumulation micro-batch
+            self._fire("on_substep_end")
+            self._apply(ctx)
+            return
+        self._fire("on_pre_optimizer_step")  # HF: before global_step counts the step
+        self._fire("on_optimizer_step")
+        state = self.state
+        self._last_step = state.global_step = ctx.step
+        batches = self._train_batches
+        state.epoch = ctx.epoch + (ctx.batch_idx + 1) / batches if batches else float(ctx.epoch)
+        self._in_step = False
+        self._fire("on_step_end")
+        if self.control.should_log and state.global_step > self._last_logged:
+            self._log_window(ctx)
+        if self._agree(ctx, self.control.should_save, at_step=True):
+            self._save(ctx)
+        self._apply(ctx)
+
+    def _accumulate(self, outputs: Any) -> None:
+        """Adds the batch's loss to HF's logging window on the loss's device: no host sync per step."""
+        loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
+        if not isinstance(loss, torch.Tensor):
+            return
+        loss = loss.detach()
+        if self._tr_loss is None:
+            self._tr_loss = torch.zeros((), dtype=torch.float32, device=loss.device)
+        if self._nan_filter:  # HF: a NaN/inf loss counts as the mean of the window so far
+            mean = self._tr_loss / (1 + self.state.global_step - self._last_logged)
+            loss = torch.where(torch.isfinite(loss), loss, mean)
+        self._tr_loss += loss
+
+    def on_epoch_end(self, ctx: CallbackContext) -> None:
+        self._fire("on_epoch_end")
+        if self.control.should_log and self.state.global_step > self._last_logged:
+            self._log_window(ctx)
+        if self._pending_eval is not None:
+            self._evaluated(ctx)
+        if self._agree(ctx, self.control.should_save):
+            self._save(ctx)
+        self._apply(ctx)
+
+    def on_train_end(self, ctx: CallbackContext) -> None:
+        if self._pending_eval is not None:
+            self._evaluated(ctx)
+        state = self.state
+        if self._tr_loss is not None:
+            self._total_loss += float(self._tr_loss.item())
+        steps = state.global_step - self._initial_step
+        samples = None if self._num_samples is None else self._num_samples * steps / max(state.max_steps, 1)
+        metrics = speed_metrics("train", self._start, num_samples=samples, num_steps=steps)
+        metrics["total_flos"] = float(state.total_flos)
+        metrics["train_loss"] = self._total_loss / max(steps, 0.001)
+        self._log(metrics)
+        if self.args.load_best_model_at_end and state.best_model_checkpoint is not None:
+            hf_persist.load_best_weights(ctx.model, state.best_model_checkpoint)
+        self._fire("on_train_end")
+
+    # -- logs ------------------------------------------------------------------------------------------
+    def _log(self, logs: dict[str, Any]) -> None:
+        """HF's ``Trainer.log``: adds ``epoch``, appends to ``state.log_history``, fires ``on_log``."""
+        if self.state.epoch is not None:
+            logs["epoch"] = self.state.epoch
+        self.state.log_history.append({**logs, "step": self.state.global_step})
+        self.control.should_log = False
+        self._fire("on_log", logs=logs)
+
+    def _log_window(self, ctx: CallbackContext) -> None:
+        """The training logs HF writes at a logging step: the mean loss of the window, grad norm, learning rate."""
+        state = self.state
+        logs: dict[str, Any] = {}
+        if self._tr_loss is not None:
+            window = float(self._tr_loss.item())
+            self._tr_loss.zero_()
+            logs["loss"] = window / (state.global_step - self._last_logged)
+            self._total_loss += window
+        grad_norm = _grad_norm(ctx.model)
+        if grad_norm is not None:
+            logs["grad_norm"] = grad_norm
+        if self._step_lr is not None:
+            logs["learning_rate"] = self._step_lr
+        if self._train_extras:
+            values = ctx.metrics
+            logs.update({target: values[src] for src, target in self._train_extras.items() if src in values})
+        self._last_logged = state.global_step
+        self._log(logs)
+
+    # -- evaluation ------------------------------------------------------------------------------------
+    def on_evaluate_begin(self, ctx: CallbackContext) -> None:
+        self._ensure(ctx)
+        self._eval_start = time.time()
+        self._eval_dataloader = ctx.eval_dataloader
+
+    def _pass_metrics(self, ctx: CallbackContext, prefix: str) -> dict[str, Any]:
+        metrics = evaluation_metrics(ctx.metrics, prefix, self._key_map)
+        samples = _dataset_size(ctx.eval_dataloader)
+        metrics.update(speed_metrics(prefix, self._eval_start, num_samples=samples, num_steps=ctx.num_batches))
+        return metrics
+
+    def on_evaluate(self, ctx: CallbackContext) -> None:
+        if ctx.stage == "fit":
+            metrics = self._pass_metrics(ctx, "eval")
+            self._pending_eval = metrics
+            epoch_ends = self._train_batches is not None and self._batch_idx + 1 >= self._train_batches
+            if not (epoch_ends or ctx.should_stop):  # mid-epoch: HF evaluates right after the step
+                self._evaluated(ctx)
+                if self._agree(ctx, self.control.should_save):
+                    self._save(ctx)
+                self._apply(ctx)
+            return
+        self.state.global_step = ctx.step
+        metrics = self._pass_metrics(ctx, "test" if ctx.stage == "test" else "eval")
+        self._log(metrics)
+        self.control.should_evaluate = False
+        self._fire("on_evaluate", metrics=metrics)
+
+    def _evaluated(self, ctx: CallbackContext) -> None:
+        """HF's ``_evaluate`` inside training: log the metrics, ``on_evaluate``, then track the best metric."""
+        metrics, self._pending_eval = self._pending_eval, None
+        self._log(metrics)
+        self.control.should_evaluate = False
+        self._fire("on_evaluate", metrics=metrics)
+        is_new_best = self._track_best(ctx, metrics)
+        if self.args.save_strategy == SaveStrategy.BEST:
+            self.control.should_save = is_new_best
+
+    def _track_best(self, ctx: CallbackContext, metrics: dict[str, Any]) -> bool:
+        """HF's ``_determine_best_metric``: ``state.best_metric`` (and the step of the best) after ``on_evaluate``."""
+        args, state = self.args, self.state
+        name = args.metric_for_best_model
+        if name is None:
+            return False
+        name = name if name.startswith("eval_") else f"eval_{name}"
+        if name not in metrics:
+            logged = sorted(ctx.metrics)
+            raise KeyError(
+                f"HFAdapter: metric_for_best_model {args.metric_for_best_model!r} was never logged: the evaluation "
+                f"gave {sorted(k for k in metrics if not k.endswith(('_runtime', '_per_second')))}, from the "
+                f"Lightning metrics {logged}. Log val_{name[5:]} in validation_step, or map a metric to {name!r} "
+                "with to_lightning(..., key_map={...})"
+            )
+        value = metrics[name]
+        better = np.greater if args.greater_is_better else np.less
+        if state.best_metric is None:
+            state.best_metric = float("-inf") if args.greater_is_better else float("inf")
+        if better(value, state.best_metric):
+            state.best_metric = value
+            if args.save_strategy in (SaveStrategy.STEPS, SaveStrategy.EPOCH, SaveStrategy.BEST):
+                state.best_global_step = state.global_step
+            return True
+        return False
+
+    def on_evaluate_batch_end(self, ctx: CallbackContext) -> None:
+        self._fire("on_prediction_step")
+
+    # -- prediction ------------------------------------------------------------------------------------
+    def on_predict_begin(self, ctx: CallbackContext) -> None:
+        self._ensure(ctx)
+        self._eval_start = time.time()
+        self._eval_dataloader = None
+
+    def on_predict_batch_end(self, ctx: CallbackContext) -> None:
+        self._fire("on_prediction_step")
+
+    def on_predict_end(self, ctx: CallbackContext) -> None:
+        metrics = speed_metrics("test", self._eval_start, num_steps=ctx.num_batches)
+        self._fire("on_predict", metrics=metrics)
+
+    # -- checkpoints -----------------------------------------------------------------------------------
+    def _save(self, ctx: CallbackContext) -> None:
+        """HF's ``_save_checkpoint`` under Lightning: ``output_dir/checkpoint-N/model.ckpt`` (Lightning's whole
+        checkpoint, HF state included) and ``trainer_state.json``; then ``on_save``."""
+        args, state = self.args, self.state
+        folder = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
+        best_step = state.best_global_step
+        if best_step and args.save_strategy in (SaveStrategy.STEPS, SaveStrategy.EPOCH, SaveStrategy.BEST):
+            best = os.path.join(args.output_dir, f"checkpoint-{best_step}")
+            if best_step == state.global_step or os.path.isdir(best):
+                state.best_model_checkpoint = best
+        state.stateful_callbacks = hf_persist.stateful_callbacks(self._handlers, self.control)
+        ctx.save_checkpoint(os.path.join(folder, hf_persist.CHECKPOINT_FILE))
+        if ctx.is_global_zero:
+            hf_persist.write_state_file(state, folder)
+            rotate_checkpoints(
+                output_dir=args.output_dir,
+                save_total_limit=args.save_total_limit,
+                best_model_checkpoint=state.best_model_checkpoint,
+                use_mtime=True,
+            )
+        self.control.should_save = False
+        self._fire("on_save")
+
+    def state_dict(self) -> dict[str, Any]:
+        self.state.stateful_callbacks = hf_persist.stateful_callbacks(self._handlers, self.control)
+        return {"trainer_state": hf_persist.state_as_dict(self.state)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        saved = state_dict.get("trainer_state")
+        if not saved:
+            return
+        self.state = hf_persist.state_from_dict(saved)
+        unused = hf_persist.restore_callbacks(self.state.stateful_callbacks, self._handlers, self.control)
+        if unused:
+            warnings.warn(
+                f"HFAdapter: the checkpoint holds the state of HF callbacks this run does not have: {unused}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        self._restored = True
+
+    def __repr__(self) -> str:
+        return f"HFAdapter({[type(cb).__name__ for cb in self._user]})"
+
+
+def _batch_of(loader: Any) -> int | None:
+    size = getattr(loader, "batch_size", None)
+    return size if isinstance(size, int) and size > 0 else None
+
+
+def _dataset_size(loader: Any) -> int | None:
+    loaders = loader if isinstance(loader, (list, tuple)) else [loader]
+    total = 0
+    for item in loaders:
+        try:
+            total += len(item.dataset)
+        except (AttributeError, TypeError):
+            return None
+    return total or None
+
+
+def _grad_norm(model: Any) -> float | None:
+    """The total 2-norm of the model's gradients (as HF logs ``grad_norm``), None when there are none."""
+    if model is None:
+        return None
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    if not grads:
+        return None
+    return float(torch.nn.utils.get_total_norm(grads).item())
