@@ -88,8 +88,12 @@ def looks_like(obj: Any) -> bool:
 
 def adapt(objs: Iterable[Any], **options: Any) -> list[Any]:
     """One :class:`~callbridge.adapters.hf.adapter.HFAdapter` for every HF callback of a ``to_lightning`` call."""
-    from callbridge.adapters.hf.adapter import HFAdapter
-
+    try:
+        from callbridge.adapters.hf.adapter import HFAdapter
+    except ModuleNotFoundError as error:
+        if error.name is None or error.name.split(".")[0] != "transformers":
+            raise
+        raise ImportError("HF-style callbacks need Hugging Face Transformers: pip install 'callbridge[hf]'") from error
     return [HFAdapter(list(objs), **options)]
 
 

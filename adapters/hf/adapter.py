@@ -356,6 +356,8 @@ class HFAdapter(Callback):
         self._ensure(ctx)
         self._eval_start = time.time()
         self._eval_dataloader = ctx.eval_dataloader
+        if self._derived and _batch_of(ctx.eval_dataloader):
+            self.args.per_device_eval_batch_size = _batch_of(ctx.eval_dataloader)
 
     def _pass_metrics(self, ctx: CallbackContext, prefix: str) -> dict[str, Any]:
         metrics = evaluation_metrics(ctx.metrics, prefix, self._key_map)
@@ -473,6 +475,11 @@ class HFAdapter(Callback):
                 stacklevel=2,
             )
         self._restored = True
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_ctx"] = None  # the run's context (and its trainer) stays with the run
+        return state
 
     def __repr__(self) -> str:
         return f"HFAdapter({[type(cb).__name__ for cb in self._user]})"

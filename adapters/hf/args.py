@@ -86,14 +86,13 @@ def derive_training_args(ctx: CallbackContext) -> Any:
 def refresh_training_args(args: Any, ctx: CallbackContext) -> None:
     """Updates derived arguments in place with what the run knows at ``on_train_begin`` (batch sizes, epochs...).
 
-    Only for arguments callbridge derived itself: a caller's ``TrainingArguments`` is never changed.
+    The fields are those of a fresh :func:`derive_training_args` (normalised by ``TrainingArguments`` itself), so
+    the object the callbacks saw at ``on_init_end`` stays the one they see. Only for arguments callbridge derived
+    itself: a caller's ``TrainingArguments`` is never changed.
     """
-    from transformers.trainer_utils import IntervalStrategy, SaveStrategy
-
-    enums = {"logging_strategy": IntervalStrategy, "eval_strategy": IntervalStrategy, "save_strategy": SaveStrategy}
-    for name, value in derived_fields(ctx).items():
-        if name == "use_cpu" or getattr(args, name, value) == value:
-            continue
-        setattr(args, name, enums[name](value) if name in enums else value)
-    if args.eval_strategy == "steps" and args.eval_steps is None:
-        args.eval_steps = args.logging_steps
+    fresh = derive_training_args(ctx)
+    for name in derived_fields(ctx):
+        value = getattr(fresh, name)
+        if name != "use_cpu" and getattr(args, name) != value:
+            setattr(args, name, value)
+    args.eval_steps = fresh.eval_steps
