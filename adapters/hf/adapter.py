@@ -11,22 +11,21 @@ It plays the part of HF's ``CallbackHandler`` and of the training loop around it
 from __future__ import annotations
 
 import math
-import os
 import time
 import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import numpy as np
 import torch
 from callbridge.adapters.hf import EVENTS, is_instance, looks_like
 from callbridge.adapters.hf import persist as hf_persist
 from callbridge.adapters.hf.args import derive_training_args, refresh_training_args
-from callbridge.adapters.hf.names import check_key_map, evaluation_metrics, training_extras
+from callbridge.adapters.hf.evaluation import Evaluations, batch_of, gradient_norm
+from callbridge.adapters.hf.names import check_key_map, training_extras
 from callbridge.callbacks import Callback, CallbackContext
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from transformers.trainer_callback import DefaultFlowCallback
-from transformers.trainer_utils import SaveStrategy, rotate_checkpoints, speed_metrics
+from transformers.trainer_utils import speed_metrics
 
 _BASE_HOOKS = frozenset(
     {
@@ -59,7 +58,7 @@ def _overrides(callback: Any, event: str) -> bool:
     return method is not None and method is not getattr(TrainerCallback, event, None)
 
 
-class HFAdapter(Callback):
+class HFAdapter(Evaluations, Callback):
     """Runs HF ``TrainerCallback``\\ s (classes or instances) with HF's arguments, state, control and metric names.
 
     Build it with ``to_lightning([...], training_args=..., key_map=..., processing_class=...)``.
@@ -222,7 +221,7 @@ class HFAdapter(Callback):
         state.compute_steps(args, max_steps)
         state.max_steps = max_steps
         state.num_train_epochs = ctx.max_epochs or math.ceil(args.num_train_epochs)
-        state.train_batch_size = _batch_of(ctx.train_dataloader) or args.per_device_train_batch_size
+        state.train_batch_size = batch_of(ctx.train_dataloader) or args.per_device_train_batch_size
         state.global_step = ctx.step
         self._reset_run()
         self._initial_step = self._last_logged = self._last_step = ctx.step
@@ -234,7 +233,7 @@ class HFAdapter(Callback):
 
     def _train_samples(self, ctx: CallbackContext, max_steps: int) -> float | None:
         """HF's ``num_train_samples`` for the speed metrics: samples of the whole planned run."""
-        per_step = (_batch_of(ctx.train_dataloader) or 0) * self.args.gradient_accumulation_steps * ctx.world_size
+        per_step = (batch_of(ctx.train_dataloader) or 0) * self.args.gradient_accumulation_steps * ctx.world_size
         if ctx.max_steps or self.args.max_steps > 0:
             return float(max_steps * per_step) if per_step else None
         dataset = getattr(ctx.train_dataloader, "dataset", None)
@@ -340,7 +339,7 @@ class HFAdapter(Callback):
             self._tr_loss.zero_()
             logs["loss"] = window / (state.global_step - self._last_logged)
             self._total_loss += window
-        grad_norm = _grad_norm(ctx.model)
+        grad_norm = gradient_norm(ctx.model)
         if grad_norm is not None:
             logs["grad_norm"] = grad_norm
         if self._step_lr is not None:
@@ -351,113 +350,7 @@ class HFAdapter(Callback):
         self._last_logged = state.global_step
         self._log(logs)
 
-    # -- evaluation ------------------------------------------------------------------------------------
-    def on_evaluate_begin(self, ctx: CallbackContext) -> None:
-        self._ensure(ctx)
-        self._eval_start = time.time()
-        self._eval_dataloader = ctx.eval_dataloader
-        if self._derived and _batch_of(ctx.eval_dataloader):
-            self.args.per_device_eval_batch_size = _batch_of(ctx.eval_dataloader)
-
-    def _pass_metrics(self, ctx: CallbackContext, prefix: str) -> dict[str, Any]:
-        metrics = evaluation_metrics(ctx.metrics, prefix, self._key_map)
-        samples = _dataset_size(ctx.eval_dataloader)
-        metrics.update(speed_metrics(prefix, self._eval_start, num_samples=samples, num_steps=ctx.num_batches))
-        return metrics
-
-    def on_evaluate(self, ctx: CallbackContext) -> None:
-        if ctx.stage == "fit":
-            metrics = self._pass_metrics(ctx, "eval")
-            self._pending_eval = metrics
-            epoch_ends = self._train_batches is not None and self._batch_idx + 1 >= self._train_batches
-            if not (epoch_ends or ctx.should_stop):  # mid-epoch: HF evaluates right after the step
-                self._evaluated(ctx)
-                if self._agree(ctx, self.control.should_save):
-                    self._save(ctx)
-                self._apply(ctx)
-            return
-        self.state.global_step = ctx.step
-        metrics = self._pass_metrics(ctx, "test" if ctx.stage == "test" else "eval")
-        self._log(metrics)
-        self.control.should_evaluate = False
-        self._fire("on_evaluate", metrics=metrics)
-
-    def _evaluated(self, ctx: CallbackContext) -> None:
-        """HF's ``_evaluate`` inside training: log the metrics, ``on_evaluate``, then track the best metric."""
-        metrics, self._pending_eval = self._pending_eval, None
-        self._log(metrics)
-        self.control.should_evaluate = False
-        self._fire("on_evaluate", metrics=metrics)
-        is_new_best = self._track_best(ctx, metrics)
-        if self.args.save_strategy == SaveStrategy.BEST:
-            self.control.should_save = is_new_best
-
-    def _track_best(self, ctx: CallbackContext, metrics: dict[str, Any]) -> bool:
-        """HF's ``_determine_best_metric``: ``state.best_metric`` (and the step of the best) after ``on_evaluate``."""
-        args, state = self.args, self.state
-        name = args.metric_for_best_model
-        if name is None:
-            return False
-        name = name if name.startswith("eval_") else f"eval_{name}"
-        if name not in metrics:
-            logged = sorted(ctx.metrics)
-            raise KeyError(
-                f"HFAdapter: metric_for_best_model {args.metric_for_best_model!r} was never logged: the evaluation "
-                f"gave {sorted(k for k in metrics if not k.endswith(('_runtime', '_per_second')))}, from the "
-                f"Lightning metrics {logged}. Log val_{name[5:]} in validation_step, or map a metric to {name!r} "
-                "with to_lightning(..., key_map={...})"
-            )
-        value = metrics[name]
-        better = np.greater if args.greater_is_better else np.less
-        if state.best_metric is None:
-            state.best_metric = float("-inf") if args.greater_is_better else float("inf")
-        if better(value, state.best_metric):
-            state.best_metric = value
-            if args.save_strategy in (SaveStrategy.STEPS, SaveStrategy.EPOCH, SaveStrategy.BEST):
-                state.best_global_step = state.global_step
-            return True
-        return False
-
-    def on_evaluate_batch_end(self, ctx: CallbackContext) -> None:
-        self._fire("on_prediction_step")
-
-    # -- prediction ------------------------------------------------------------------------------------
-    def on_predict_begin(self, ctx: CallbackContext) -> None:
-        self._ensure(ctx)
-        self._eval_start = time.time()
-        self._eval_dataloader = None
-
-    def on_predict_batch_end(self, ctx: CallbackContext) -> None:
-        self._fire("on_prediction_step")
-
-    def on_predict_end(self, ctx: CallbackContext) -> None:
-        metrics = speed_metrics("test", self._eval_start, num_steps=ctx.num_batches)
-        self._fire("on_predict", metrics=metrics)
-
-    # -- checkpoints -----------------------------------------------------------------------------------
-    def _save(self, ctx: CallbackContext) -> None:
-        """HF's ``_save_checkpoint`` under Lightning: ``output_dir/checkpoint-N/model.ckpt`` (Lightning's whole
-        checkpoint, HF state included) and ``trainer_state.json``; then ``on_save``."""
-        args, state = self.args, self.state
-        folder = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
-        best_step = state.best_global_step
-        if best_step and args.save_strategy in (SaveStrategy.STEPS, SaveStrategy.EPOCH, SaveStrategy.BEST):
-            best = os.path.join(args.output_dir, f"checkpoint-{best_step}")
-            if best_step == state.global_step or os.path.isdir(best):
-                state.best_model_checkpoint = best
-        state.stateful_callbacks = hf_persist.stateful_callbacks(self._handlers, self.control)
-        ctx.save_checkpoint(os.path.join(folder, hf_persist.CHECKPOINT_FILE))
-        if ctx.is_global_zero:
-            hf_persist.write_state_file(state, folder)
-            rotate_checkpoints(
-                output_dir=args.output_dir,
-                save_total_limit=args.save_total_limit,
-                best_model_checkpoint=state.best_model_checkpoint,
-                use_mtime=True,
-            )
-        self.control.should_save = False
-        self._fire("on_save")
-
+    # -- checkpoint state ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         self.state.stateful_callbacks = hf_persist.stateful_callbacks(self._handlers, self.control)
         return {"trainer_state": hf_persist.state_as_dict(self.state)}
@@ -483,29 +376,3 @@ class HFAdapter(Callback):
 
     def __repr__(self) -> str:
         return f"HFAdapter({[type(cb).__name__ for cb in self._user]})"
-
-
-def _batch_of(loader: Any) -> int | None:
-    size = getattr(loader, "batch_size", None)
-    return size if isinstance(size, int) and size > 0 else None
-
-
-def _dataset_size(loader: Any) -> int | None:
-    loaders = loader if isinstance(loader, (list, tuple)) else [loader]
-    total = 0
-    for item in loaders:
-        try:
-            total += len(item.dataset)
-        except (AttributeError, TypeError):
-            return None
-    return total or None
-
-
-def _grad_norm(model: Any) -> float | None:
-    """The total 2-norm of the model's gradients (as HF logs ``grad_norm``), None when there are none."""
-    if model is None:
-        return None
-    grads = [p.grad for p in model.parameters() if p.grad is not None]
-    if not grads:
-        return None
-    return float(torch.nn.utils.get_total_norm(grads).item())
