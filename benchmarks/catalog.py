@@ -22,6 +22,7 @@ CONFIGS: tuple[ConfigInfo, ...] = (
     ConfigInfo("unified20", "3. the same 20 as unified callbacks, to_lightning", "overhead"),
     ConfigInfo("keras20", "4a. the same 20 as duck-typed Keras callbacks, to_lightning", "overhead"),
     ConfigInfo("hydra20", "4b. the same 20 as Hydra-style callbacks, to_lightning", "overhead"),
+    ConfigInfo("hf20", "4c. 20 HF TrainerCallbacks (epoch-level events), to_lightning", "overhead"),
     ConfigInfo("native_stack", "5a. Lightning stack: EarlyStopping, ModelCheckpoint, TB+MLflow, bar, LR", "stack"),
     ConfigInfo("callbridge_stack", "5b. callbridge stack: EarlyStopping, Checkpoint, Logging(TB+MLflow), bar", "stack"),
     ConfigInfo("native_mlflow", "6a. MLFlowLogger alone, every step", "stack"),

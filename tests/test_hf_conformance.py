@@ -311,3 +311,22 @@ def test_nan_stop_through_control_stops_at_the_same_step(nan_stop) -> None:
     assert bridge["callbacks"][0].trace == home["callbacks"][0].trace
     assert sum(e[0] == "on_substep_end" for e in bridge["callbacks"][0].trace) == 5
     assert_same_history(home["state"].log_history, bridge["state"].log_history)
+
+
+@pytest.fixture(scope="module")
+def nan_filtered(tmp_path_factory) -> dict[str, Any]:
+    """HF's logging_nan_inf_filter (on by default): NaN losses count as the window's running mean."""
+    root = tmp_path_factory.mktemp("hf_nan_filter")
+    results: dict[str, Any] = {}
+    for side in ("home", "bridge"):
+        args = H.training_args(root / side, eval_strategy="no", logging_steps=3, num_train_epochs=2)
+        options: dict[str, Any] = {"net": H.TinyNet(nan_from=5), "evaluates": False}
+        results[side] = _run(side, [Recorder()], args, root / side, **options)
+    return results
+
+
+def test_nan_losses_are_filtered_in_the_logs_as_hf_filters_them(nan_filtered) -> None:
+    home, bridge = nan_filtered["home"]["state"], nan_filtered["bridge"]["state"]
+    losses = [entry["loss"] for entry in home.log_history if "loss" in entry]
+    assert len(losses) == 2 and all(math.isfinite(v) for v in losses)  # NaN from step 5 on, filtered
+    assert_same_history(home.log_history, bridge.log_history)

@@ -184,7 +184,9 @@ class HFAdapter(Evaluations, Callback):
         self.state.is_local_process_zero = ctx.local_rank == 0
 
     def _reset_run(self) -> None:
-        self._tr_loss: torch.Tensor | None = None
+        self._window: list[torch.Tensor] = []  # this logging window's batch losses, on their device
+        self._window_at: list[int] = []  # for each: 1 + the optimizer steps of the window before it (HF's divisor)
+        self._saw_loss = False
         self._total_loss = 0.0
         self._last_logged = 0
         self._initial_step = 0
@@ -283,17 +285,28 @@ class HFAdapter(Evaluations, Callback):
         self._apply(ctx)
 
     def _accumulate(self, outputs: Any) -> None:
-        """Adds the batch's loss to HF's logging window on the loss's device: no host sync per step."""
+        """Keeps the batch's loss for HF's logging window, on its device: no host sync and no math per step."""
         loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
-        if not isinstance(loss, torch.Tensor):
-            return
-        loss = loss.detach()
-        if self._tr_loss is None:
-            self._tr_loss = torch.zeros((), dtype=torch.float32, device=loss.device)
-        if self._nan_filter:  # HF: a NaN/inf loss counts as the mean of the window so far
-            mean = self._tr_loss / (1 + self.state.global_step - self._last_logged)
-            loss = torch.where(torch.isfinite(loss), loss, mean)
-        self._tr_loss += loss
+        if isinstance(loss, torch.Tensor):
+            self._window.append(loss.detach())
+            self._window_at.append(1 + self.state.global_step - self._last_logged)
+            self._saw_loss = True
+
+    def _drain(self) -> float:
+        """The sum of the window's losses (one host sync), then an empty window. With HF's
+        ``logging_nan_inf_filter``, a NaN/inf loss counts as the window's sum so far over its divisor, as HF adds it."""
+        window, at = self._window, self._window_at
+        self._window, self._window_at = [], []
+        if not window:
+            return 0.0
+        stacked = torch.stack(window).float().reshape(len(window), -1).sum(dim=1)
+        total = float(stacked.sum())
+        if self._nan_filter and not math.isfinite(total):
+            running = torch.zeros((), dtype=stacked.dtype, device=stacked.device)
+            for value, divisor in zip(stacked, at, strict=True):
+                running = running + torch.where(torch.isfinite(value), value, running / divisor)
+            total = float(running)
+        return total
 
     def on_epoch_end(self, ctx: CallbackContext) -> None:
         self._fire("on_epoch_end")
@@ -309,8 +322,7 @@ class HFAdapter(Evaluations, Callback):
         if self._pending_eval is not None:
             self._evaluated(ctx)
         state = self.state
-        if self._tr_loss is not None:
-            self._total_loss += float(self._tr_loss.item())
+        self._total_loss += self._drain()
         steps = state.global_step - self._initial_step
         samples = None if self._num_samples is None else self._num_samples * steps / max(state.max_steps, 1)
         metrics = speed_metrics("train", self._start, num_samples=samples, num_steps=steps)
@@ -334,9 +346,8 @@ class HFAdapter(Evaluations, Callback):
         """The training logs HF writes at a logging step: the mean loss of the window, grad norm, learning rate."""
         state = self.state
         logs: dict[str, Any] = {}
-        if self._tr_loss is not None:
-            window = float(self._tr_loss.item())
-            self._tr_loss.zero_()
+        if self._saw_loss:
+            window = self._drain()
             logs["loss"] = window / (state.global_step - self._last_logged)
             self._total_loss += window
         grad_norm = gradient_norm(ctx.model)

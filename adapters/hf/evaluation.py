@@ -172,4 +172,6 @@ def gradient_norm(model: Any) -> float | None:
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     if not grads:
         return None
-    return float(torch.nn.utils.get_total_norm(grads).item())
+    if len(grads) > 16:  # torch's fused per-tensor norms pay off
+        return float(torch.nn.utils.get_total_norm(grads))
+    return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])))
