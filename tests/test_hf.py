@@ -281,3 +281,19 @@ def test_from_config_accepts_hf_callbacks_in_every_format(tmp_path: Path) -> Non
     assert [type(cb).__name__ for cb in adapter.callbacks] == ["EarlyStoppingCallback", "PrinterCallback", "Mine"]
     assert adapter.callbacks[0].early_stopping_patience == 4 and adapter.callbacks[2].tag == "from-file"
     assert adapter.args is args
+
+
+def test_the_example_runs(tmp_path: Path) -> None:
+    root = Path(__file__).parents[1]
+    proc = subprocess.run(
+        [sys.executable, "examples/hf_callbacks.py", "--out", str(tmp_path)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "HF callbacks under Lightning: stopped at step" in proc.stdout
+    assert "{'eval_loss':" in proc.stdout  # PrinterCallback's lines, with Lightning's val_loss named eval_loss
+    assert list((tmp_path / "runs").rglob("events.out.tfevents.*"))
+    assert (tmp_path / "checkpoint-60" / "model.ckpt").exists()
