@@ -297,3 +297,22 @@ def test_the_example_runs(tmp_path: Path) -> None:
     assert "{'eval_loss':" in proc.stdout  # PrinterCallback's lines, with Lightning's val_loss named eval_loss
     assert list((tmp_path / "runs").rglob("events.out.tfevents.*"))
     assert (tmp_path / "checkpoint-60" / "model.ckpt").exists()
+
+
+def test_a_window_without_logs_stays_small_and_sums_as_hf() -> None:
+    """With logging off (or rare), the batch losses are folded into one tensor; the NaN filter still holds."""
+    import torch
+    from callbridge.adapters.hf.adapter import HFAdapter
+
+    adapter = HFAdapter([PrinterCallback()])
+    adapter._nan_filter = True
+    values = [float(v) for v in torch.randn(600, generator=torch.Generator().manual_seed(0))]
+    values[3], values[300], values[599] = float("nan"), float("inf"), float("nan")
+    expected = torch.tensor(0.0)
+    for step, value in enumerate(values):  # HF: tr_loss += loss, or tr_loss / (1 + steps in window) for NaN/inf
+        adapter.state.global_step = step
+        adapter._accumulate({"loss": torch.tensor(value)})
+        loss = torch.tensor(value)
+        expected = expected + (loss if torch.isfinite(loss) else expected / (1 + step))
+    assert len(adapter._window) < 256
+    assert adapter._drain() == pytest.approx(float(expected), rel=1e-5)

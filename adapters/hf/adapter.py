@@ -53,6 +53,29 @@ _STEP_EVENTS = (
 )
 
 
+#: Batch losses a logging window keeps before it sums them into one tensor.
+_FOLD_AT = 256
+
+
+def filtered_sum(values: torch.Tensor, divisors: list[int]) -> torch.Tensor:
+    """HF's running ``tr_loss`` over ``values`` with ``logging_nan_inf_filter``, without a loop or a host sync.
+
+    HF adds each finite value and, for a NaN/inf one, ``tr_loss / divisor``: ``s_k = a_k s_(k-1) + b_k``, so
+    ``s_n = sum_k b_k prod_(j>k) a_j``.
+
+    Example:
+        >>> import torch
+        >>> float(filtered_sum(torch.tensor([1.0, float("nan"), 3.0, float("inf")]), [1, 2, 3, 4]))
+        5.625
+    """
+    bad = ~torch.isfinite(values)
+    divisor = torch.tensor(divisors, dtype=values.dtype, device=values.device)
+    scale = torch.where(bad, 1 + 1 / divisor, torch.ones_like(values))
+    added = torch.where(bad, torch.zeros_like(values), values)
+    after = torch.cat([torch.flip(torch.cumprod(torch.flip(scale, [0]), 0), [0])[1:], scale.new_ones(1)])
+    return (added * after).sum()
+
+
 def _overrides(callback: Any, event: str) -> bool:
     method = getattr(type(callback), event, None)
     return method is not None and method is not getattr(TrainerCallback, event, None)
@@ -291,21 +314,21 @@ class HFAdapter(Evaluations, Callback):
             self._window.append(loss.detach())
             self._window_at.append(1 + self.state.global_step - self._last_logged)
             self._saw_loss = True
+            if len(self._window) >= _FOLD_AT:  # a long window (or no logging at all) stays one tensor
+                self._window, self._window_at = [self._window_sum()], [1]
+
+    def _window_sum(self) -> torch.Tensor:
+        """HF's ``tr_loss`` of the window, on the losses' device. With HF's ``logging_nan_inf_filter`` a NaN/inf
+        loss adds the sum so far over its divisor, as HF adds it."""
+        values = torch.stack(self._window).float().reshape(len(self._window), -1).sum(dim=1)
+        if not self._nan_filter:
+            return values.sum()
+        return filtered_sum(values, self._window_at)
 
     def _drain(self) -> float:
-        """The sum of the window's losses (one host sync), then an empty window. With HF's
-        ``logging_nan_inf_filter``, a NaN/inf loss counts as the window's sum so far over its divisor, as HF adds it."""
-        window, at = self._window, self._window_at
+        """The sum of the window's losses (one host sync), then an empty window."""
+        total = float(self._window_sum()) if self._window else 0.0
         self._window, self._window_at = [], []
-        if not window:
-            return 0.0
-        stacked = torch.stack(window).float().reshape(len(window), -1).sum(dim=1)
-        total = float(stacked.sum())
-        if self._nan_filter and not math.isfinite(total):
-            running = torch.zeros((), dtype=stacked.dtype, device=stacked.device)
-            for value, divisor in zip(stacked, at, strict=True):
-                running = running + torch.where(torch.isfinite(value), value, running / divisor)
-            total = float(running)
         return total
 
     def on_epoch_end(self, ctx: CallbackContext) -> None:
