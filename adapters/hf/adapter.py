@@ -321,14 +321,21 @@ class HFAdapter(Evaluations, Callback):
         """HF's ``tr_loss`` of the window, on the losses' device. With HF's ``logging_nan_inf_filter`` a NaN/inf
         loss adds the sum so far over its divisor, as HF adds it."""
         values = torch.stack(self._window).float().reshape(len(self._window), -1).sum(dim=1)
-        if not self._nan_filter:
-            return values.sum()
-        return filtered_sum(values, self._window_at)
+        return filtered_sum(values, self._window_at) if self._nan_filter else values.sum()
 
     def _drain(self) -> float:
         """The sum of the window's losses (one host sync), then an empty window."""
-        total = float(self._window_sum()) if self._window else 0.0
+        window, at = self._window, self._window_at
         self._window, self._window_at = [], []
+        if not window:
+            return 0.0
+        if len(window) == 1 and window[0].dim() == 0:  # logging every step: no stacking
+            total = float(window[0])
+            return total if math.isfinite(total) or not self._nan_filter else 0.0  # nothing before it to average
+        values = torch.stack(window).float().reshape(len(window), -1).sum(dim=1)
+        total = float(values.sum())
+        if self._nan_filter and not math.isfinite(total):  # the filter's work only when there is something to filter
+            total = float(filtered_sum(values, at))
         return total
 
     def on_epoch_end(self, ctx: CallbackContext) -> None:
