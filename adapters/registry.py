@@ -75,6 +75,9 @@ class Style:
         inspect_problems: ``inspect_problems(cls) -> list[str]``: what will not work under Lightning.
         extra: the pip extra that installs the home library (``"keras"``), for messages.
         docs_page: the docs page that describes the style (``"keras.md"``).
+        accepts_classes: the style's home framework takes callback classes as well as instances (HF's
+            ``Trainer`` does): ``is_instance`` is then also asked about classes, and ``adapt`` receives them
+            as given (it instantiates them).
     """
 
     name: str
@@ -93,6 +96,7 @@ class Style:
     extra: str | None = None
     docs_page: str | None = None
     extras: Mapping[str, Any] = field(default_factory=dict)
+    accepts_classes: bool = False
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.isidentifier():

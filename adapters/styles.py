@@ -51,9 +51,13 @@ def detect_style(obj: Any) -> str:
     """The style ``obj`` is written in, or a ``TypeError`` that names the candidates.
 
     Real base classes decide first; an object that derives from none is matched by its hook
-    signatures. Matching two styles, or none, is an error.
+    signatures. Matching two styles, or none, is an error. A class is accepted only by a style whose
+    home framework takes classes (``Style.accepts_classes``); any other class is an error.
     """
     if isinstance(obj, type):
+        by_class = [style.name for style in styles() if style.accepts_classes and style.is_instance(obj)]
+        if len(by_class) == 1:  # a style whose home framework takes classes (HF's Trainer): adapt instantiates it
+            return by_class[0]
         raise TypeError(f"got the class {describe(obj)}, not an instance: pass {obj.__qualname__}(...) instead")
     by_base = [name for name, check in _base_class_checks() if check(obj)]
     if len(by_base) == 1:

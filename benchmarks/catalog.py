@@ -24,6 +24,7 @@ CONFIGS: tuple[ConfigInfo, ...] = (
     ConfigInfo("hydra20", "4b. the same 20 as Hydra-style callbacks, to_lightning", "overhead"),
     ConfigInfo("native_batch20", "4c. 20 native callbacks reading outputs['loss'].item() every batch", "overhead"),
     ConfigInfo("keras_batch20", "4d. 20 Keras callbacks reading batch logs['loss'], to_lightning", "overhead"),
+    ConfigInfo("hf20", "4e. 20 HF TrainerCallbacks (epoch-level events), to_lightning", "overhead"),
     ConfigInfo("native_stack", "5a. Lightning stack: EarlyStopping, ModelCheckpoint, TB+MLflow, bar, LR", "stack"),
     ConfigInfo("callbridge_stack", "5b. callbridge stack: EarlyStopping, Checkpoint, Logging(TB+MLflow), bar", "stack"),
     ConfigInfo("native_mlflow", "6a. MLFlowLogger alone, every step", "stack"),

@@ -394,6 +394,34 @@ def hydra20(env: Env) -> Setup:
     return Setup(to_lightning(callbacks), after_fit=_expect_calls(counter, N_CALLBACKS, "hydra on_job_end"))
 
 
+#: The HF events the 20 HF callbacks override, cycling: each fires once per epoch (validation every epoch).
+HF_EVENTS = ("on_epoch_begin", "on_epoch_end", "on_evaluate")
+
+
+def _hf_class(event: str) -> type:
+    (TrainerCallback,) = need("transformers", "TrainerCallback")
+
+    def method(self: Any, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.counter.calls += 1
+
+    def __init__(self: Any, counter: _Counter) -> None:
+        self.counter = counter
+
+    return type(f"HF_{event}", (TrainerCallback,), {"__init__": __init__, event: method})
+
+
+def hf20(env: Env) -> Setup:
+    """20 HF ``TrainerCallback``\\ s with derived ``TrainingArguments``: besides their epoch-level events the
+    adapter keeps HF's state every step (global_step, epoch, the loss window) and, with ``log_every_n_steps=1``,
+    logs HF's window (loss, grad_norm, learning_rate) at every step, as HF would with ``logging_steps=1``."""
+    (to_lightning,) = need("callbridge.adapters", "to_lightning")
+    counter = _Counter()
+    classes = [_hf_class(e) for e in HF_EVENTS]
+    callbacks = [classes[i % len(classes)](counter) for i in range(N_CALLBACKS)]
+    need_style(callbacks[0], "hf")
+    return Setup(to_lightning(callbacks), after_fit=_expect_calls(counter, N_CALLBACKS * env.epochs, "hf"))
+
+
 # -- the stacks (5, 6) ---------------------------------------------------------------------------------
 def _mlflow_store(workdir: Path) -> str:
     """A local sqlite MLflow store, created (schema migrated) before the run, outside any timing."""
@@ -549,6 +577,7 @@ FACTORIES: dict[str, Callable[[Env], Setup]] = {
     "hydra20": hydra20,
     "native_batch20": native_batch20,
     "keras_batch20": keras_batch20,
+    "hf20": hf20,
     "native_stack": native_stack,
     "callbridge_stack": callbridge_stack,
     "native_mlflow": native_mlflow,

@@ -267,7 +267,7 @@ def targets(summary: dict[str, Any], runs: list[dict[str, Any]]) -> list[dict[st
             f"{overhead('unified20'):.1f} us vs 1/2 x {overhead('native20'):.1f} us",
         ),
     )
-    for name, style in (("keras20", "Keras"), ("hydra20", "Hydra")):
+    for name, style in (("keras20", "Keras"), ("hydra20", "Hydra"), ("hf20", "HF")):
         add(
             f"(4) {style} overhead <= native callbacks' overhead",
             (name, "native20"),

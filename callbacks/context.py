@@ -108,6 +108,11 @@ class CallbackContext:
         weights_sharded: the model's weights are sharded across processes (FSDP, DeepSpeed, model
             parallel): :meth:`model_state` and :meth:`load_model_state` are then collectives that every
             process calls, and a weight change on one process alone cannot be broadcast.
+        train_dataloader: the training dataloader of the current fit, when the engine knows it; eval_dataloader:
+            the dataloader (a list when there are several) of the current evaluation pass.
+        accumulate_grad_batches: batches whose gradients add up before each optimizer step (1: no accumulation).
+        gradient_clip_val: the engine's gradient clipping threshold (``None``: no clipping).
+        max_steps: the optimizer-step limit the engine was given (``None``: no limit besides ``max_epochs``).
         callbacks: the :class:`CallbackList` dispatching to this context (set by the list on its first
             dispatch); :meth:`save_checkpoint` uses it for ``on_save`` and the callbacks' state.
 
@@ -178,6 +183,11 @@ class CallbackContext:
         self.local_rank = 0
         self.weights_sharded = False
         self.metrics_source = metrics_source
+        self.train_dataloader: Any = None
+        self.eval_dataloader: Any = None
+        self.accumulate_grad_batches = 1
+        self.gradient_clip_val: float | None = None
+        self.max_steps: int | None = None
 
     # -- loss ----------------------------------------------------------------------------------
     @property

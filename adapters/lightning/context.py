@@ -56,9 +56,21 @@ class LightningContext(CallbackContext):
 
     # -- reading the trainer -----------------------------------------------------------------------
     def attach(self, pl_module: pl.LightningModule, stage: str) -> None:
-        """``setup``: the module and the entry point being set up."""
+        """``setup``: the module and the entry point being set up, and the run's configuration (known from here
+        on, before ``on_init_end``: styles that derive their own settings from the run read it there)."""
+        trainer = self.trainer
         self.model = pl_module
-        self.stage = self.trainer.state.fn.value if self.trainer.state.fn else str(stage)
+        self.stage = trainer.state.fn.value if trainer.state.fn else str(stage)
+        self.root_dir = str(trainer.default_root_dir)
+        self.log_dir = _log_dir(trainer)
+        self.max_epochs = _count(trainer.max_epochs)
+        self.max_steps = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else None
+        self.log_every_n_steps = int(trainer.log_every_n_steps or 0)
+        self.evaluates = self.stage in ("validate", "test") or (self.stage == "fit" and _validates(trainer))
+        self.check_val_every_n_epoch = trainer.check_val_every_n_epoch if self.evaluates else None
+        self.accumulate_grad_batches = int(trainer.accumulate_grad_batches)
+        self.gradient_clip_val = float(trainer.gradient_clip_val) if trainer.gradient_clip_val else None
+        self.datamodule = trainer.datamodule
 
     def refresh(self) -> LightningContext:
         """Counters (``epoch``, ``step``, ``is_training``) as the trainer has them now; metrics read anew."""
@@ -102,6 +114,7 @@ class LightningContext(CallbackContext):
         trainer = self.trainer
         self.total_steps = _total_steps(trainer)
         self.num_batches = _count(trainer.num_training_batches)
+        self.train_dataloader = trainer.train_dataloader
         if self.stage == "fit":  # the validation dataloaders are known now
             self.evaluates = _validates(trainer, loaded=True)
             self.check_val_every_n_epoch = trainer.check_val_every_n_epoch if self.evaluates else None
@@ -110,6 +123,8 @@ class LightningContext(CallbackContext):
         """A validation or test pass starts: its batch count."""
         trainer = self.trainer
         self.num_batches = _count(trainer.num_test_batches if trainer.testing else trainer.num_val_batches)
+        loaders = trainer.test_dataloaders if trainer.testing else trainer.val_dataloaders
+        self.eval_dataloader = loaders[0] if isinstance(loaders, (list, tuple)) and len(loaders) == 1 else loaders
 
     def leave_evaluation(self) -> None:
         """The validation pass inside ``fit`` ended: the training loop's batch count again."""
