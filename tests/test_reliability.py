@@ -1,0 +1,212 @@
+"""Faults: a process killed (SIGKILL) while checkpointing, exact mid-epoch resume with a resumable dataloader,
+and format="pt" checkpoints with non-tensor hyperparameters resuming without weights_only."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from callbridge.adapters import to_lightning
+from callbridge.callbacks import Callback, CallbackContext, CheckpointCallback
+from lightning.pytorch.utilities.warnings import PossibleUserWarning
+from toy import ToyRegression, make_trainer
+
+HERE = Path(__file__).parent
+
+# A model whose val_loss is scripted by epoch (so a resumed run sees the same values as an uninterrupted one).
+BY_EPOCH = """
+import torch
+from toy import ToyRegression
+
+class ByEpoch(ToyRegression):
+    LOSSES = [1.0, 0.5, 0.7, 0.4, 0.8, 0.9]
+
+    def on_validation_epoch_end(self):
+        if not self.trainer.sanity_checking:
+            self.log("val_loss", self.LOSSES[min(self.current_epoch, len(self.LOSSES) - 1)])
+"""
+namespace: dict[str, Any] = {}
+exec(BY_EPOCH, namespace)
+ByEpoch = namespace["ByEpoch"]
+
+
+def _run(script: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(HERE), KERAS_BACKEND="torch", OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, timeout=300)
+
+
+class FolderProbe(Callback):
+    """Lists the checkpoint folder when training begins, after CheckpointCallback reconciled it."""
+
+    priority = 300
+
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.listing = folder, None
+
+    def on_train_begin(self, ctx: CallbackContext) -> None:
+        self.listing = sorted(p.name for p in self.folder.iterdir())
+
+
+def test_kills_mid_checkpointing_leave_nothing_after_the_resumed_run(tmp_path: Path) -> None:
+    folder = tmp_path / "ckpt"
+    # Kill 1: a real SIGKILL right after epoch 2's checkpoint was written, before the evicted epoch-0 file is
+    # deleted: K+1 ranked files on disk.
+    killed_at_eviction = BY_EPOCH + textwrap.dedent(
+        f"""
+        import os, signal, pathlib
+        from callbridge.adapters import to_lightning
+        from callbridge.callbacks import CheckpointCallback
+        from toy import make_trainer
+        real_unlink = pathlib.Path.unlink
+        def dying_unlink(self, *args, **kwargs):
+            if self.name.startswith("epoch="):
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real_unlink(self, *args, **kwargs)
+        pathlib.Path.unlink = dying_unlink
+        ckpt = CheckpointCallback({str(folder)!r}, save_total_limit=2, monitor="val_loss")
+        trainer = make_trainer(to_lightning([ckpt]), max_epochs=6, limit_val_batches=1)
+        trainer.fit(ByEpoch())
+        """
+    )
+    proc = _run(killed_at_eviction)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-3000:]
+    ranked = sorted(p.name for p in folder.glob("epoch=*"))
+    assert ranked == ["epoch=0-step=4.pt", "epoch=1-step=8.pt", "epoch=2-step=12.pt"]  # K + 1
+    # Kill 2: a real SIGKILL while torch.save streams the next last.pt into its temporary file.
+    killed_mid_write = textwrap.dedent(
+        f"""
+        import os, signal, torch
+        from callbridge.callbacks.serialization import save_checkpoint_file
+        def dying_save(obj, f, *a, **k):
+            with open(f, "wb") as handle:
+                handle.write(b"PK\\x03\\x04 partial")
+                handle.flush()
+                os.kill(os.getpid(), signal.SIGKILL)
+        torch.save = dying_save
+        save_checkpoint_file({{"epoch": 9}}, {str(folder / "last.pt")!r})
+        """
+    )
+    proc = _run(killed_mid_write)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-3000:]
+    temporary = [p.name for p in folder.iterdir() if p.name.endswith(".tmp")]
+    assert len(temporary) == 1 and temporary[0].startswith(".last.pt.")
+
+    # Resume from last.pt (epoch 2's state): the leftovers are gone before the first batch, and the run ends
+    # with exactly the K best ranked files plus last.
+    probe = FolderProbe(folder)
+    ckpt = CheckpointCallback(folder, save_total_limit=2, monitor="val_loss")
+    trainer = make_trainer(to_lightning([probe, ckpt]), max_epochs=4, limit_val_batches=1)
+    trainer.fit(ByEpoch(), ckpt_path=folder / "last.pt")
+    assert probe.listing == ["epoch=1-step=8.pt", "epoch=2-step=12.pt", "last.pt"]
+    assert sorted(p.name for p in folder.iterdir()) == ["epoch=1-step=8.pt", "epoch=3-step=16.pt", "last.pt"]
+    assert [Path(p).name for p in ckpt.kept_paths] == ["epoch=3-step=16.pt", "epoch=1-step=8.pt"]
+
+
+def test_a_fresh_run_removes_temporary_files_but_keeps_an_earlier_runs_checkpoints(tmp_path: Path) -> None:
+    (tmp_path / "epoch=7-step=99.pt").write_bytes(b"an earlier run's file")
+    (tmp_path / ".epoch=1-step=4.pt.abc123.tmp").write_bytes(b"partial")
+    (tmp_path / ".notes.txt.tmp").write_bytes(b"not callbridge's: kept")
+    ckpt = CheckpointCallback(tmp_path, save_total_limit=1)
+    trainer = make_trainer(to_lightning([ckpt]), max_epochs=1, limit_val_batches=1)
+    trainer.fit(ToyRegression())
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".notes.txt.tmp",
+        "epoch=0-step=4.pt",
+        "epoch=7-step=99.pt",
+        "last.pt",
+    ]
+
+
+# -- mid-epoch resume -------------------------------------------------------------------------------------
+class ResumableLoader:
+    """Shuffled batches whose position Lightning saves in the checkpoint: ``state_dict``/``load_state_dict``
+    make it one of Lightning's stateful dataloaders (the pattern of torchdata's ``StatefulDataLoader``)."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int = 0) -> None:
+        self.x, self.y, self.batch_size, self.seed = x, y, batch_size, seed
+        self.epoch = self.yielded = self._skip = 0
+
+    def __len__(self) -> int:
+        return -(-len(self.x) // self.batch_size)
+
+    def __iter__(self):
+        order = torch.randperm(len(self.x), generator=torch.Generator().manual_seed(self.seed + self.epoch))
+        start, self._skip = self._skip, 0
+        for number in range(start, len(self)):
+            self.yielded = number + 1
+            index = order[number * self.batch_size : (number + 1) * self.batch_size]
+            yield self.x[index], self.y[index]
+        self.epoch, self.yielded = self.epoch + 1, 0
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "yielded": self.yielded}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        done = state["yielded"] >= len(self)
+        self.epoch, self._skip = state["epoch"] + done, 0 if done else state["yielded"]
+
+
+class Shuffled(ToyRegression):
+    def __init__(self, resumable: bool, fail_at_step: int | None = None) -> None:
+        super().__init__(fail_at_step=fail_at_step)
+        self.resumable = resumable
+
+    def train_dataloader(self) -> Any:
+        if self.resumable:
+            return ResumableLoader(self.x, self.y, batch_size=16)
+        generator = torch.Generator().manual_seed(0)
+        return torch.utils.data.DataLoader(
+            torch.utils.data.TensorDataset(self.x, self.y), batch_size=16, shuffle=True, generator=generator
+        )
+
+
+def _mid_epoch_run(folder: Path, resumable: bool, fail_at_step: int | None = None, ckpt_path: Any = None) -> Any:
+    torch.manual_seed(0)
+    model = Shuffled(resumable, fail_at_step)
+    ckpt = CheckpointCallback(folder, strategy="step", save_steps=3)
+    trainer = make_trainer(to_lightning([ckpt]), max_epochs=3, limit_val_batches=0, num_sanity_val_steps=0)
+    trainer.fit(model, ckpt_path=ckpt_path)
+    assert trainer.global_step == 12
+    return model.layer.weight.detach().clone()
+
+
+def test_mid_epoch_resume_is_exact_with_a_resumable_dataloader(tmp_path: Path) -> None:
+    # 4 batches per epoch, a checkpoint every 3 steps: step 6 is mid-epoch (epoch 1, after its 2nd batch).
+    for resumable in (True, False):
+        full = _mid_epoch_run(tmp_path / f"full-{resumable}", resumable)
+        cut = tmp_path / f"cut-{resumable}"
+        with pytest.raises(RuntimeError, match="training failed at step 7"):
+            _mid_epoch_run(cut, resumable, fail_at_step=7)
+        if resumable:
+            resumed = _mid_epoch_run(cut, resumable, ckpt_path=cut / "last.pt")
+            assert torch.equal(resumed, full)  # bit for bit
+        else:  # documented: a plain DataLoader restarts the epoch from its first batch, Lightning warns
+            with pytest.warns(PossibleUserWarning, match="dataloader is not resumable"):
+                resumed = _mid_epoch_run(cut, resumable, ckpt_path=cut / "last.pt")
+            assert not torch.equal(resumed, full)
+
+
+# -- format="pt" with non-tensor hyperparameters ------------------------------------------------------------
+class WithNamespace(ToyRegression):
+    def __init__(self, options: argparse.Namespace | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+
+
+def test_pt_checkpoints_with_non_tensor_hparams_resume_without_weights_only(tmp_path: Path) -> None:
+    ckpt = CheckpointCallback(tmp_path, format="pt")
+    trainer = make_trainer(to_lightning([ckpt]), max_epochs=1, limit_val_batches=1)
+    trainer.fit(WithNamespace(argparse.Namespace(depth=3)))
+    with pytest.raises(Exception, match="Weights only load failed"):  # what torch's default would do
+        torch.load(ckpt.last_path)
+    resumed = make_trainer(to_lightning([CheckpointCallback(tmp_path, format="pt")]), max_epochs=2)
+    model = WithNamespace(argparse.Namespace(depth=3))
+    resumed.fit(model, ckpt_path=ckpt.last_path)  # no weights_only argument
+    assert resumed.global_step == 8 and model.hparams.options.depth == 3
