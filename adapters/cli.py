@@ -124,10 +124,12 @@ def _run_lightning_cli(args: list[str], from_sys_argv: bool = False) -> int:
 
 
 def _call_lightning_cli(LightningCLI: Any, args: list[str], from_sys_argv: bool) -> int:
+    from callbridge.adapters.save_config import SaveConfigNextToLogs
+
     try:
         LightningCLI(
             args=None if from_sys_argv else args,
-            save_config_callback=_save_config_callback(),
+            save_config_callback=SaveConfigNextToLogs,
             parser_kwargs={"prog": "callbridge"},
         )
     except SystemExit as stop:  # jsonargparse: --help (0) and argument errors (2)
@@ -144,35 +146,6 @@ def _call_lightning_cli(LightningCLI: Any, args: list[str], from_sys_argv: bool)
         sys.stderr.write(f"callbridge: {args[0]} failed: {type(error).__name__}: {error}\n")
         return 1
     return 0
-
-
-def _save_config_callback() -> type:
-    """LightningCLI's ``SaveConfigCallback``, made to never replace a file.
-
-    The resolved config goes to the run's log directory (``trainer.log_dir``: the logger's version folder,
-    or ``default_root_dir`` without a logger) as ``config.yaml``; when a file of that name is already there
-    (the user's own config, an earlier run's), it is written as ``config-1.yaml``, ``config-2.yaml``, ...
-    """
-    from lightning.pytorch.cli import SaveConfigCallback
-
-    class SaveConfigNextToLogs(SaveConfigCallback):
-        def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
-            if not self.already_saved and self.save_to_log_dir and trainer.log_dir is not None:
-                name = _free_file_name(Path(trainer.log_dir), self.config_filename) if trainer.is_global_zero else ""
-                self.config_filename = trainer.strategy.broadcast(name)
-            super().setup(trainer, pl_module, stage)
-
-    return SaveConfigNextToLogs
-
-
-def _free_file_name(folder: Path, name: str) -> str:
-    """``name``, or ``stem-N.suffix`` with the smallest N >= 1 naming no existing file in ``folder``."""
-    stem, suffix = Path(name).stem, Path(name).suffix
-    candidate, number = name, 0
-    while (folder / candidate).exists():
-        number += 1
-        candidate = f"{stem}-{number}{suffix}"
-    return candidate
 
 
 def _find_config_error(error: BaseException) -> ConfigError | None:
