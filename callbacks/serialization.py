@@ -48,6 +48,18 @@ class CheckpointFileError(ValueError):
     """A checkpoint file cannot be used: truncated, corrupt (its content hash does not match), or not a
     checkpoint. The message names the file.
 
+    Example:
+        >>> import tempfile, torch
+        >>> from pathlib import Path
+        >>> from callbridge.callbacks.serialization import CheckpointFileError, load_checkpoint_file
+        >>> path = Path(tempfile.mkdtemp()) / "last.safetensors"
+        >>> _ = path.write_bytes(b"truncated")
+        >>> try:
+        ...     load_checkpoint_file(path)
+        ... except CheckpointFileError as error:
+        ...     print(error.path == str(path), "not a readable safetensors file" in str(error))
+        True True
+
     Attributes:
         path: the file.
     """
