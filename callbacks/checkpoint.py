@@ -15,7 +15,7 @@ from typing import Any
 from callbridge.callbacks.base import Callback
 from callbridge.callbacks.context import CallbackContext
 from callbridge.callbacks.early_stopping import find_monitor, missing_monitor_message
-from callbridge.callbacks.serialization import FORMATS, atomic_path, encode
+from callbridge.callbacks.serialization import FORMATS, atomic_path
 
 _STRATEGIES = ("epoch", "step")
 _MODES = ("min", "max")
@@ -204,6 +204,8 @@ class CheckpointCallback(Callback):
                 f"{name}: save_dir {str(self.save_dir)!r} cannot be written ({error.strerror or error}); "
                 "give a folder this process may create files in"
             )
+        from callbridge.callbacks.serialization import encode
+
         payload = {"hyper_parameters": dict(ctx.hparams or {})}
         if ctx.callbacks is not None:
             payload["callbacks"] = ctx.callbacks.state_dict()

@@ -25,11 +25,11 @@ import json
 import math
 import os
 import tempfile
-import zipfile
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from zipfile import BadZipFile, ZipFile, is_zipfile
 
 import torch
 
@@ -215,7 +215,7 @@ def _tensors_digest(tensors: Mapping[str, torch.Tensor], structure: str) -> str:
     return digest.hexdigest()
 
 
-def _zip_digest(archive: zipfile.ZipFile) -> tuple[str, str | None]:
+def _zip_digest(archive: ZipFile) -> tuple[str, str | None]:
     """(SHA-256 of every record but callbridge's, the name of callbridge's record or None)."""
     digest, ours = hashlib.sha256(), None
     for info in archive.infolist():
@@ -230,10 +230,10 @@ def _zip_digest(archive: zipfile.ZipFile) -> tuple[str, str | None]:
 
 
 def _add_pt_digest(path: Path) -> None:
-    with zipfile.ZipFile(path) as archive:
+    with ZipFile(path) as archive:
         digest, _ = _zip_digest(archive)
         prefix = archive.namelist()[0].split("/", 1)[0]
-    with zipfile.ZipFile(path, "a") as archive:
+    with ZipFile(path, "a") as archive:
         archive.writestr(f"{prefix}/{_PT_HASH_RECORD}", digest)
 
 
@@ -241,11 +241,11 @@ def _verify_pt(path: Path) -> bool:
     """True when ``path`` carries callbridge's content hash and it matches; False for a file without one
     (written by something else, or a legacy file); :class:`CheckpointFileError` when it is damaged."""
     try:
-        with zipfile.ZipFile(path) as archive:
+        with ZipFile(path) as archive:
             digest, ours = _zip_digest(archive)
             stored = archive.read(ours).decode() if ours is not None else None
-    except zipfile.BadZipFile as error:
-        if not zipfile.is_zipfile(path) and _is_legacy_torch_file(path):
+    except BadZipFile as error:
+        if not is_zipfile(path) and _is_legacy_torch_file(path):
             return False  # torch.save(..., _use_new_zipfile_serialization=False): no records to check
         raise CheckpointFileError(path, f"damaged (truncated or corrupt): {error}") from None
     except (OSError, EOFError) as error:
