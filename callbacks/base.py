@@ -264,11 +264,16 @@ def _check_hook_definitions(cls: type) -> None:
         keras_like = bool(positional) and positional[0].name in _KERAS_ARGUMENTS
         if len(required) > 1 or keras_like or (not positional and not any(p.kind == p.VAR_POSITIONAL for p in params)):
             written = ", ".join(["self", *(p.name for p in params)])
+            hint = (
+                " It looks like a Keras callback: derive it from keras.callbacks.Callback (hooks such as "
+                "on_epoch_end(self, epoch, logs=None) and on_train_batch_end(self, batch, logs=None)) and "
+                "to_lightning runs it unchanged."
+                if keras_like or len(required) > 1
+                else ""
+            )
             raise TypeError(
                 f"{cls.__qualname__}.{name}({written}): a unified hook takes the context only, "
-                f"{name}(self, ctx) (read ctx.epoch, ctx.metrics, ctx.step ...). A Keras-style callback "
-                f"({name}(self, epoch, logs=None)) derives from keras.callbacks.Callback instead, and "
-                "to_lightning runs it unchanged."
+                f"{name}(self, ctx); read ctx.epoch, ctx.step, ctx.metrics ... from it.{hint}"
             )
 
 
