@@ -213,7 +213,7 @@ class CheckpointCallback(Callback):
             if self.format == "safetensors":
                 encode(payload)
             else:
-                pickle.dump(payload, _Discard(), protocol=pickle.HIGHEST_PROTOCOL)
+                _DryPickler(_Discard(), protocol=pickle.HIGHEST_PROTOCOL).dump(payload)
         except TypeError as error:
             return "type", f"{name}(format={self.format!r}): the checkpoint could not hold this run's state: {error}"
         except (pickle.PicklingError, AttributeError) as error:
@@ -362,3 +362,12 @@ class _Discard:
 
     def write(self, data: bytes) -> int:
         return len(data)
+
+
+class _DryPickler(pickle.Pickler):
+    """Pickles everything but tensors (which ``torch.save`` always stores), so that a dry run copies no tensor data."""
+
+    def persistent_id(self, obj: Any) -> str | None:
+        import torch
+
+        return "tensor" if isinstance(obj, (torch.Tensor, torch.UntypedStorage, torch.TypedStorage)) else None
