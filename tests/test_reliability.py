@@ -132,26 +132,29 @@ class ResumableLoader:
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int = 0) -> None:
         self.x, self.y, self.batch_size, self.seed = x, y, batch_size, seed
-        self.epoch = self.yielded = self._skip = 0
+        self.epoch = self.next_epoch = self.yielded = self._skip = 0
 
     def __len__(self) -> int:
         return -(-len(self.x) // self.batch_size)
 
     def __iter__(self):
-        order = torch.randperm(len(self.x), generator=torch.Generator().manual_seed(self.seed + self.epoch))
+        # Each pass is the next epoch: Lightning stops after len() batches without exhausting the iterator, so
+        # the epoch is counted when a pass starts, never when one ends.
+        self.epoch, self.next_epoch = self.next_epoch, self.next_epoch + 1
         start, self._skip = self._skip, 0
+        order = torch.randperm(len(self.x), generator=torch.Generator().manual_seed(self.seed + self.epoch))
+        self.yielded = start
         for number in range(start, len(self)):
             self.yielded = number + 1
             index = order[number * self.batch_size : (number + 1) * self.batch_size]
             yield self.x[index], self.y[index]
-        self.epoch, self.yielded = self.epoch + 1, 0
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch, "yielded": self.yielded}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        done = state["yielded"] >= len(self)
-        self.epoch, self._skip = state["epoch"] + done, 0 if done else state["yielded"]
+        done = state["yielded"] >= len(self)  # saved after an epoch's last batch: the next pass is a new epoch
+        self.next_epoch, self._skip = state["epoch"] + done, 0 if done else state["yielded"]
 
 
 class Shuffled(ToyRegression):
@@ -171,7 +174,7 @@ class Shuffled(ToyRegression):
 def _mid_epoch_run(folder: Path, resumable: bool, fail_at_step: int | None = None, ckpt_path: Any = None) -> Any:
     torch.manual_seed(0)
     model = Shuffled(resumable, fail_at_step)
-    ckpt = CheckpointCallback(folder, strategy="step", save_steps=3)
+    ckpt = CheckpointCallback(folder, strategy="step", save_steps=2)
     trainer = make_trainer(to_lightning([ckpt]), max_epochs=3, limit_val_batches=0, num_sanity_val_steps=0)
     trainer.fit(model, ckpt_path=ckpt_path)
     assert trainer.global_step == 12
@@ -179,19 +182,22 @@ def _mid_epoch_run(folder: Path, resumable: bool, fail_at_step: int | None = Non
 
 
 def test_mid_epoch_resume_is_exact_with_a_resumable_dataloader(tmp_path: Path) -> None:
-    # 4 batches per epoch, a checkpoint every 3 steps: step 6 is mid-epoch (epoch 1, after its 2nd batch).
-    for resumable in (True, False):
-        full = _mid_epoch_run(tmp_path / f"full-{resumable}", resumable)
-        cut = tmp_path / f"cut-{resumable}"
-        with pytest.raises(RuntimeError, match="training failed at step 7"):
-            _mid_epoch_run(cut, resumable, fail_at_step=7)
-        if resumable:
-            resumed = _mid_epoch_run(cut, resumable, ckpt_path=cut / "last.pt")
-            assert torch.equal(resumed, full)  # bit for bit
-        else:  # documented: a plain DataLoader restarts the epoch from its first batch, Lightning warns
-            with pytest.warns(PossibleUserWarning, match="dataloader is not resumable"):
-                resumed = _mid_epoch_run(cut, resumable, ckpt_path=cut / "last.pt")
-            assert not torch.equal(resumed, full)
+    # 4 shuffled batches per epoch, a checkpoint every 2 steps: step 6 is mid-epoch (epoch 1 after its 2nd batch),
+    # step 8 is saved after epoch 1's last batch.
+    full = _mid_epoch_run(tmp_path / "full", resumable=True)
+    for fail_at_step in (7, 9):
+        cut = tmp_path / f"cut-{fail_at_step}"
+        with pytest.raises(RuntimeError, match=f"training failed at step {fail_at_step}"):
+            _mid_epoch_run(cut, resumable=True, fail_at_step=fail_at_step)
+        resumed = _mid_epoch_run(cut, resumable=True, ckpt_path=cut / "last.pt")
+        assert torch.equal(resumed, full), f"resumed from step {fail_at_step - 1}"  # bit for bit
+    # documented: a plain DataLoader restarts the epoch from its first batch, and Lightning warns
+    plain_full = _mid_epoch_run(tmp_path / "plain-full", resumable=False)
+    with pytest.raises(RuntimeError, match="training failed at step 7"):
+        _mid_epoch_run(tmp_path / "plain-cut", resumable=False, fail_at_step=7)
+    with pytest.warns(PossibleUserWarning, match="dataloader is not resumable"):
+        resumed = _mid_epoch_run(tmp_path / "plain-cut", resumable=False, ckpt_path=tmp_path / "plain-cut" / "last.pt")
+    assert not torch.equal(resumed, plain_full)
 
 
 # -- format="pt" with non-tensor hyperparameters ------------------------------------------------------------
