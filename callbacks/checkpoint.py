@@ -48,7 +48,8 @@ class CheckpointCallback(Callback):
     tensors, numbers, strings and containers of them, never arbitrary objects), and raises naming the
     problem. When training begins it removes the temporary files a process killed mid-save left
     (``.<name>.*.tmp``), and on a resume it deletes the ranked files the interrupted run had already
-    evicted but not yet removed, so the folder holds at most ``save_total_limit`` ranked files again.
+    evicted but not yet removed, and writes the ranked copy of ``last`` the run had not made yet, so the
+    folder holds the recorded ``save_total_limit`` ranked files again.
 
     After (or during) training: :attr:`best_path` (best by monitor, else the newest), :attr:`last_path`,
     :attr:`kept_paths` (best first with a monitor, else oldest first), :attr:`best_score`.
@@ -237,6 +238,12 @@ class CheckpointCallback(Callback):
             if path not in kept and _RANKED.match(Path(path).name) and Path(path).parent == self.save_dir:
                 Path(path).unlink(missing_ok=True)
         self._evicting = []
+        last = self.save_dir / f"last{self.extension}"
+        for _, step, path in self._kept:
+            # killed between writing last and copying it to the ranked file of the same step: copy it now
+            if step == ctx.step == self._last_saved_step and not Path(path).exists() and last.is_file():
+                with atomic_path(path) as tmp:
+                    shutil.copyfile(last, tmp)
 
     def on_evaluate(self, ctx: CallbackContext) -> None:
         if ctx.stage == "fit":
@@ -306,11 +313,15 @@ class CheckpointCallback(Callback):
         if last is not None:
             self.last_path = last
         self._evicting = evicted  # in the checkpoint: a resumed run deletes them if this process dies first
-        if write:
-            ctx.save_checkpoint(path)  # every rank calls it; global rank zero writes
-            if last is not None and ctx.is_global_zero:
-                with atomic_path(last) as tmp:
-                    shutil.copyfile(path, tmp)
+        # last first, then the ranked copy: a process killed in between leaves last (whose record names the ranked
+        # file) and no ranked file newer than it; the resumed run restores the copy (see _reconcile).
+        if write and last is not None:
+            ctx.save_checkpoint(last)  # every rank calls it; global rank zero writes
+            if ctx.is_global_zero:
+                with atomic_path(path) as tmp:
+                    shutil.copyfile(last, tmp)
+        elif write:
+            ctx.save_checkpoint(path)
         elif last is not None:
             ctx.save_checkpoint(last)
         if ctx.is_global_zero:

@@ -55,31 +55,52 @@ class FolderProbe(Callback):
         self.listing = sorted(p.name for p in self.folder.iterdir())
 
 
-def test_kills_mid_checkpointing_leave_nothing_after_the_resumed_run(tmp_path: Path) -> None:
+# Where the killed process dies while saving epoch 2 (top-2 by val_loss, so epoch 0's file is evicted there):
+KILL_POINTS = {
+    # after last.pt and the ranked copy are written, before the evicted epoch-0 file is deleted: K+1 ranked files
+    "before-eviction": (
+        "import pathlib\nreal = pathlib.Path.unlink\n"
+        "def dying(self, *a, **k):\n"
+        "    if self.name.startswith('epoch='): os.kill(os.getpid(), signal.SIGKILL)\n"
+        "    return real(self, *a, **k)\n"
+        "pathlib.Path.unlink = dying\n",
+        ["epoch=0-step=4.pt", "epoch=1-step=8.pt", "epoch=2-step=12.pt"],
+    ),
+    # after last.pt is written, while copying it to epoch 2's ranked file: a .tmp file, no epoch-2 file
+    "mid-ranked-copy": (
+        "import shutil\nreal = shutil.copyfile\n"
+        "def dying(src, dst, *a, **k):\n"
+        "    if os.path.basename(dst).startswith('.epoch=2'): os.kill(os.getpid(), signal.SIGKILL)\n"
+        "    return real(src, dst, *a, **k)\n"
+        "shutil.copyfile = dying\n",
+        ["epoch=0-step=4.pt", "epoch=1-step=8.pt"],
+    ),
+}
+
+
+@pytest.mark.parametrize("kill_point", sorted(KILL_POINTS))
+def test_kills_mid_checkpointing_leave_nothing_after_the_resumed_run(tmp_path: Path, kill_point: str) -> None:
     folder = tmp_path / "ckpt"
-    # Kill 1: a real SIGKILL right after epoch 2's checkpoint was written, before the evicted epoch-0 file is
-    # deleted: K+1 ranked files on disk.
-    killed_at_eviction = BY_EPOCH + textwrap.dedent(
-        f"""
-        import os, signal, pathlib
-        from callbridge.adapters import to_lightning
-        from callbridge.callbacks import CheckpointCallback
-        from toy import make_trainer
-        real_unlink = pathlib.Path.unlink
-        def dying_unlink(self, *args, **kwargs):
-            if self.name.startswith("epoch="):
-                os.kill(os.getpid(), signal.SIGKILL)
-            return real_unlink(self, *args, **kwargs)
-        pathlib.Path.unlink = dying_unlink
-        ckpt = CheckpointCallback({str(folder)!r}, save_total_limit=2, monitor="val_loss")
-        trainer = make_trainer(to_lightning([ckpt]), max_epochs=6, limit_val_batches=1)
-        trainer.fit(ByEpoch())
-        """
+    patch, left = KILL_POINTS[kill_point]
+    # Kill 1: a real SIGKILL inside CheckpointCallback's save of epoch 2.
+    killed_while_saving = (
+        BY_EPOCH
+        + "import os, signal\n"
+        + patch
+        + textwrap.dedent(
+            f"""
+            from callbridge.adapters import to_lightning
+            from callbridge.callbacks import CheckpointCallback
+            from toy import make_trainer
+            ckpt = CheckpointCallback({str(folder)!r}, save_total_limit=2, monitor="val_loss")
+            trainer = make_trainer(to_lightning([ckpt]), max_epochs=6, limit_val_batches=1)
+            trainer.fit(ByEpoch())
+            """
+        )
     )
-    proc = _run(killed_at_eviction)
+    proc = _run(killed_while_saving)
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-3000:]
-    ranked = sorted(p.name for p in folder.glob("epoch=*"))
-    assert ranked == ["epoch=0-step=4.pt", "epoch=1-step=8.pt", "epoch=2-step=12.pt"]  # K + 1
+    assert sorted(p.name for p in folder.glob("epoch=*")) == left
     # Kill 2: a real SIGKILL while torch.save streams the next last.pt into its temporary file.
     killed_mid_write = textwrap.dedent(
         f"""
@@ -96,11 +117,12 @@ def test_kills_mid_checkpointing_leave_nothing_after_the_resumed_run(tmp_path: P
     )
     proc = _run(killed_mid_write)
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-3000:]
-    temporary = [p.name for p in folder.iterdir() if p.name.endswith(".tmp")]
-    assert len(temporary) == 1 and temporary[0].startswith(".last.pt.")
+    temporary = sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
+    assert [name.split(".pt.")[0] for name in temporary] == [".epoch=2-step=12", ".last"][2 - len(temporary) :]
+    assert temporary[-1].startswith(".last.pt.")
 
-    # Resume from last.pt (epoch 2's state): the leftovers are gone before the first batch, and the run ends
-    # with exactly the K best ranked files plus last.
+    # Resume from last.pt (epoch 2's state): before the first batch the leftovers are gone (and a ranked copy the
+    # killed run had not finished is made), and the run ends with exactly the K best ranked files plus last.
     probe = FolderProbe(folder)
     ckpt = CheckpointCallback(folder, save_total_limit=2, monitor="val_loss")
     trainer = make_trainer(to_lightning([probe, ckpt]), max_epochs=4, limit_val_batches=1)
