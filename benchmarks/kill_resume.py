@@ -167,7 +167,8 @@ def _drive(kills: int, seed: int, out: Path) -> dict[str, Any]:
         proc = _start(folder, resume=False)
         while not (folder / "started").exists() and proc.poll() is None:
             time.sleep(0.02)
-        delay = rng.uniform(0.0, train_s if mode == "random" else 0.6 * train_s)
+        # train_s includes the process's exit; the targeted modes then wait for their moment
+        delay = rng.uniform(0.0, 0.8 * train_s if mode == "random" else 0.3 * train_s)
         _wait_for(mode, folder / "ckpt", proc, time.monotonic() + delay)
         killed = proc.poll() is None
         if killed:
