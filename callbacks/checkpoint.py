@@ -33,6 +33,14 @@ class CheckpointCallback(Callback):
     killed mid-save keeps its previous checkpoints intact. Under several processes every process calls
     this callback and only global rank zero writes and deletes files.
 
+    Before the first batch (when ``fit`` starts) the callback checks that ``save_dir`` can be written and
+    that the callbacks' state and the hyperparameters fit the format (a dry serialisation: safetensors holds
+    tensors, numbers, strings and containers of them, never arbitrary objects), and raises naming the
+    problem. When training begins it removes the temporary files a process killed mid-save left
+    (``.<name>.*.tmp``), and on a resume it deletes the ranked files the interrupted run had already
+    evicted but not yet removed, and writes the ranked copy of ``last`` the run had not made yet, so the
+    folder holds the recorded ``save_total_limit`` ranked files again.
+
     Retention (``save_total_limit=K``): with a ``monitor``, the K best checkpoints by ``mode`` are kept
     and the worst is deleted (a new checkpoint worse than all K kept ones is not written at all); without
     a monitor, the newest K are kept. ``last`` is never counted or deleted. ``monitor`` matches keys as
@@ -42,14 +50,6 @@ class CheckpointCallback(Callback):
     A safetensors checkpoint holds every tensor of the training state, its structure as JSON metadata:
     ``trainer.fit(ckpt_path="....safetensors")`` resumes from it under Lightning (the bridge installs
     :class:`callbridge.adapters.checkpoint_io.CallbridgeCheckpointIO`), and loading never unpickles.
-
-    Before the first batch (when ``fit`` starts) the callback checks that ``save_dir`` can be written and
-    that the callbacks' state and the hyperparameters fit the format (a dry serialisation: safetensors holds
-    tensors, numbers, strings and containers of them, never arbitrary objects), and raises naming the
-    problem. When training begins it removes the temporary files a process killed mid-save left
-    (``.<name>.*.tmp``), and on a resume it deletes the ranked files the interrupted run had already
-    evicted but not yet removed, and writes the ranked copy of ``last`` the run had not made yet, so the
-    folder holds the recorded ``save_total_limit`` ranked files again.
 
     After (or during) training: :attr:`best_path` (best by monitor, else the newest), :attr:`last_path`,
     :attr:`kept_paths` (best first with a monitor, else oldest first), :attr:`best_score`.

@@ -131,14 +131,15 @@ def save_checkpoint_file(checkpoint: Mapping[str, Any], path: str | os.PathLike[
 def load_checkpoint_file(
     path: str | os.PathLike[str], map_location: Any = None, *, weights_only: bool | None = None
 ) -> dict[str, Any]:
-    """Reads a checkpoint written by :func:`save_checkpoint_file` (or any ``torch.save`` file), verifying
-    its content hash first.
+    """Reads a checkpoint written by :func:`save_checkpoint_file` (or any ``torch.save`` file).
 
     ``map_location``: a device (``"cpu"``, ``torch.device``) for safetensors files; anything
-    :func:`torch.load` accepts for the others. ``weights_only`` applies to ``torch.load`` only (a
-    safetensors file never runs pickle); ``None`` (the default) means ``False`` for a ``.pt`` file that
-    callbridge wrote (its content hash matches: it may hold callback state and hyperparameters of any
-    type) and torch's own default (``True``) for any other file.
+    :func:`torch.load` accepts for the others. ``weights_only`` applies to ``torch.load`` only; a
+    safetensors file never runs pickle.
+
+    The file's content hash is verified first. ``weights_only=None`` (the default) means ``False`` for a
+    ``.pt`` file that callbridge wrote (its content hash matches: it may hold callback state and
+    hyperparameters of any type) and torch's own default (``True``) for any other file.
 
     Raises:
         FileNotFoundError: no such file.
