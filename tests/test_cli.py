@@ -38,6 +38,22 @@ def test_fit_runs_the_digits_example_config(tmp_path: Path) -> None:
     assert (tmp_path / "config.yaml").exists()  # LightningCLI saved the resolved config
 
 
+def test_fit_beside_its_config_never_replaces_a_file(tmp_path: Path) -> None:
+    # Run from the example's own folder (trainer.logger: false, so the run's log dir is the working directory),
+    # where the user's config.yaml and an earlier run's resolved config-1.yaml already are: both are kept byte for
+    # byte, and this run's resolved config goes to config-2.yaml.
+    folder = tmp_path / "digits"
+    shutil.copytree(ROOT / "examples/digits", folder)
+    (folder / "config-1.yaml").write_text("# an earlier run's resolved config\n")
+    before = {name: (folder / name).read_bytes() for name in ("config.yaml", "config-1.yaml")}
+    proc = callbridge("fit", "--config", "config.yaml", *SMOKE, cwd=folder)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert {name: (folder / name).read_bytes() for name in before} == before
+    resolved = (folder / "config-2.yaml").read_text()
+    assert "max_epochs: 1" in resolved and "limit_train_batches: 2" in resolved
+    assert sorted(p.name for p in folder.glob("config*.yaml")) == ["config-1.yaml", "config-2.yaml", "config.yaml"]
+
+
 LOCAL_CALLBACKS = """
 from pathlib import Path
 from callbridge.callbacks import Callback
@@ -187,19 +203,3 @@ def test_inspect_hydra_multirun_hooks_have_no_single_run_counterpart(tmp_path: P
     assert report["style"] == "hydra"
     assert [h["hook"] for h in report["hooks"]] == ["on_job_end", "on_multirun_end"]
     assert any("on_multirun_end has no Lightning counterpart" in p for p in report["problems"])
-
-
-def test_fit_beside_its_config_never_replaces_a_file(tmp_path: Path) -> None:
-    # Run from the example's own folder (trainer.logger: false, so the run's log dir is the working directory),
-    # where the user's config.yaml and an earlier run's resolved config-1.yaml already are: both are kept byte for
-    # byte, and this run's resolved config goes to config-2.yaml.
-    folder = tmp_path / "digits"
-    shutil.copytree(ROOT / "examples/digits", folder)
-    (folder / "config-1.yaml").write_text("# an earlier run's resolved config\n")
-    before = {name: (folder / name).read_bytes() for name in ("config.yaml", "config-1.yaml")}
-    proc = callbridge("fit", "--config", "config.yaml", *SMOKE, cwd=folder)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert {name: (folder / name).read_bytes() for name in before} == before
-    resolved = (folder / "config-2.yaml").read_text()
-    assert "max_epochs: 1" in resolved and "limit_train_batches: 2" in resolved
-    assert sorted(p.name for p in folder.glob("config*.yaml")) == ["config-1.yaml", "config-2.yaml", "config.yaml"]
