@@ -226,7 +226,7 @@ def _check_file_shape(file: Path) -> None:
 
     raw = yaml.safe_load(file.read_text())
     where = f"file {str(file)!r}"
-    expected = f"expected a list of callback entries, each {_EXPECTED}"
+    expected = f"expected a list of callback entries, each {_expected()}"
     if raw is None or (isinstance(raw, (list, dict)) and not raw):
         raise ConfigError([(where, f"declares no callbacks (it is empty); {expected}")])
     if isinstance(raw, dict) and all(value is None for value in raw.values()):
@@ -254,7 +254,8 @@ def _entries(cfg: Any) -> list[tuple[str, Any]]:
     if isinstance(cfg, Sequence) and not isinstance(cfg, (str, bytes)):
         return [(f"entry #{index}", entry) for index, entry in enumerate(cfg)]
     if cfg is None:
-        raise ConfigError([("config", f"is None: no callbacks declared; expected a list of entries, each {_EXPECTED}")])
+        expected = f"expected a list of entries, each {_expected()}"
+        raise ConfigError([("config", f"is None: no callbacks declared; {expected}")])
     return [("entry #0", cfg)]
 
 
@@ -271,7 +272,7 @@ def _build(entry: Any, base: Path) -> Any:
             f"a list nested inside the callback list ({len(entry)} item(s)); put its entries in the outer list"
         )
     if entry is None or isinstance(entry, (bool, int, float)):
-        raise _EntryError(f"a {type(entry).__name__} ({entry!r}), not a callback entry; expected {_EXPECTED}")
+        raise _EntryError(f"a {type(entry).__name__} ({entry!r}), not a callback entry; expected {_expected()}")
     if not isinstance(entry, Mapping):
         return entry  # already built: detect_style judges it
     formats = _formats(entry)
