@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from callbridge.callbacks.serialization import checkpoint_format, load_checkpoint_file, save_checkpoint_file
+from callbridge.callbacks.serialization import (
+    CheckpointFileError,
+    checkpoint_format,
+    load_checkpoint_file,
+    save_checkpoint_file,
+)
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
 from lightning.fabric.utilities.types import _PATH
@@ -44,8 +49,23 @@ class CallbridgeCheckpointIO(TorchCheckpointIO):
     def load_checkpoint(
         self, path: _PATH, map_location: Any | None = None, weights_only: bool | None = None
     ) -> dict[str, Any]:
-        if checkpoint_format(path) == "safetensors":
-            return load_checkpoint_file(path, map_location)
-        if map_location is None:
-            return super().load_checkpoint(path, weights_only=weights_only)
-        return super().load_checkpoint(path, map_location=map_location, weights_only=weights_only)
+        """Loads ``path``, verifying the content hash of a file callbridge wrote first.
+
+        ``weights_only=None`` (what ``trainer.fit(ckpt_path=...)`` passes unless told otherwise) loads a
+        ``.pt`` file callbridge wrote with ``weights_only=False``, so that hyperparameters and callback state
+        of any type resume; any other ``.pt`` file gets torch's default. A file that is damaged, truncated, or
+        not a Lightning training checkpoint raises :class:`~callbridge.callbacks.serialization.CheckpointFileError`.
+        """
+        if not _is_local_file_protocol(path):
+            if map_location is None:
+                return super().load_checkpoint(path, weights_only=weights_only)
+            return super().load_checkpoint(path, map_location=map_location, weights_only=weights_only)
+        checkpoint = load_checkpoint_file(path, map_location, weights_only=weights_only)
+        if not isinstance(checkpoint, dict) or "pytorch-lightning_version" not in checkpoint:
+            keys = sorted(map(str, checkpoint))[:8] if isinstance(checkpoint, dict) else type(checkpoint).__name__
+            raise CheckpointFileError(
+                path,
+                f"not a Lightning training checkpoint (found {keys}; no 'pytorch-lightning_version'), so a run cannot "
+                "resume from it; to load bare weights use model.load_state_dict(...) on what the file holds",
+            )
+        return checkpoint

@@ -130,10 +130,12 @@ def _run_lightning_cli(args: list[str], from_sys_argv: bool = False) -> int:
 
 
 def _call_lightning_cli(LightningCLI: Any, args: list[str], from_sys_argv: bool) -> int:
+    from callbridge.adapters.save_config import SaveConfigNextToLogs
+
     try:
         LightningCLI(
             args=None if from_sys_argv else args,
-            save_config_kwargs={"overwrite": True},
+            save_config_callback=SaveConfigNextToLogs,
             parser_kwargs={"prog": "callbridge"},
         )
     except SystemExit as stop:  # jsonargparse: --help (0) and argument errors (2)

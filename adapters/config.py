@@ -209,6 +209,7 @@ def _load(cfg: Any, base_dir: str | os.PathLike[str] | None) -> tuple[Any, Path]
         file = Path(cfg)
         if not file.is_file():
             raise FileNotFoundError(f"callback config file {str(cfg)!r} does not exist")
+        _check_file_shape(file)
         cfg = OmegaConf.load(file)
         base = base or file.resolve().parent
     if type(cfg).__module__.startswith("omegaconf"):
@@ -216,6 +217,33 @@ def _load(cfg: Any, base_dir: str | os.PathLike[str] | None) -> tuple[Any, Path]
 
         cfg = OmegaConf.to_container(cfg, resolve=True)
     return cfg, base or Path.cwd()
+
+
+def _check_file_shape(file: Path) -> None:
+    """A callback file holds a list of entries, a mapping of names to entries, or one entry: anything else
+    (an empty file, a bare class name, a number) would build zero callbacks, so it is a :class:`ConfigError`."""
+    import yaml
+
+    raw = yaml.safe_load(file.read_text())
+    where = f"file {str(file)!r}"
+    expected = f"expected a list of callback entries, each {_expected()}"
+    if raw is None or (isinstance(raw, (list, dict)) and not raw):
+        raise ConfigError([(where, f"declares no callbacks (it is empty); {expected}")])
+    if isinstance(raw, dict) and all(value is None for value in raw.values()):
+        if len(raw) == 1 and "." in str(next(iter(raw))):
+            raise ConfigError([(where, _bare_name_message(str(next(iter(raw)))))])
+        raise ConfigError([(where, f"declares no callbacks (every key {sorted(map(str, raw))} is null); {expected}")])
+    if isinstance(raw, str):
+        raise ConfigError([(where, _bare_name_message(raw))])
+    if not isinstance(raw, (list, dict)):
+        raise ConfigError([(where, f"holds a single {type(raw).__name__} ({raw!r}), not callbacks; {expected}")])
+
+
+def _bare_name_message(name: str) -> str:
+    return (
+        f"a bare class name {name!r} is not a callback entry; write it as `- class_path: {name}` "
+        f"(LightningCLI) or `- _target_: {name}` (Hydra)"
+    )
 
 
 def _entries(cfg: Any) -> list[tuple[str, Any]]:
@@ -226,7 +254,8 @@ def _entries(cfg: Any) -> list[tuple[str, Any]]:
     if isinstance(cfg, Sequence) and not isinstance(cfg, (str, bytes)):
         return [(f"entry #{index}", entry) for index, entry in enumerate(cfg)]
     if cfg is None:
-        return []
+        expected = f"expected a list of entries, each {_expected()}"
+        raise ConfigError([("config", f"is None: no callbacks declared; {expected}")])
     return [("entry #0", cfg)]
 
 
@@ -236,6 +265,14 @@ def _formats(entry: Mapping[str, Any]) -> list[str]:
 
 # -- building one entry --------------------------------------------------------------------------
 def _build(entry: Any, base: Path) -> Any:
+    if isinstance(entry, str):
+        raise _EntryError(_bare_name_message(entry))
+    if isinstance(entry, (list, tuple)):
+        raise _EntryError(
+            f"a list nested inside the callback list ({len(entry)} item(s)); put its entries in the outer list"
+        )
+    if entry is None or isinstance(entry, (bool, int, float)):
+        raise _EntryError(f"a {type(entry).__name__} ({entry!r}), not a callback entry; expected {_expected()}")
     if not isinstance(entry, Mapping):
         return entry  # already built: detect_style judges it
     formats = _formats(entry)

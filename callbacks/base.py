@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
+import inspect
+import warnings
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -72,6 +75,10 @@ class Callback:
     replaces_progress_bar: ClassVar[bool] = False
     observes_only: ClassVar[bool] = False
     writes_weights: bool = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _check_hook_definitions(cls)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def on_init_end(self, ctx: CallbackContext) -> None:
@@ -155,6 +162,19 @@ class Callback:
         """Key of this callback's state in a checkpoint; duplicates get ``[1]``, ``[2]`` appended."""
         return type(self).__qualname__
 
+    # -- misuse guard ------------------------------------------------------------------------
+    def setup(self, *args: Any, **kwargs: Any) -> None:
+        """Not a unified hook: ``setup`` is the first hook Lightning calls on its callbacks, so a unified callback
+        passed straight to ``Trainer(callbacks=[...])`` fails here, before anything runs, with a clear message."""
+        name = type(self).__qualname__
+        # Lightning then reports the failure to every callback with on_exception(trainer, module, error): let that
+        # call through quietly, so that this error is the one the user sees (a unified on_exception takes ctx only).
+        self.on_exception = _ExceptionGuard(self)
+        raise TypeError(
+            f"{name} is a callbridge unified callback, not a Lightning callback: wrap it with "
+            f"callbridge.adapters.to_lightning, e.g. Trainer(callbacks=to_lightning([{name}(...)]))"
+        )
+
     # -- dispatch ----------------------------------------------------------------------------
     def implemented_hooks(self) -> frozenset[str]:
         """The hooks this callback overrides; only these are ever called.
@@ -167,7 +187,99 @@ class Callback:
         return f"{type(self).__qualname__}()"
 
 
+class _ExceptionGuard:
+    """Stands in for ``on_exception`` on a callback that was handed to Lightning unwrapped: Lightning's own
+    three-argument call does nothing, a unified call (``on_exception(ctx)``) reaches the callback's method."""
+
+    def __init__(self, callback: Callback) -> None:
+        self._callback = callback
+
+    def __call__(self, *args: Any) -> None:
+        if len(args) == 1:
+            type(self._callback).on_exception(self._callback, *args)
+
+
 _OVERRIDES: dict[type, frozenset[str]] = {}
+
+#: Hook names of other frameworks that people write on a unified callback, and the unified hook meant.
+_FOREIGN_HOOK_NAMES: dict[str, str] = {
+    "on_batch_begin": "on_step_begin",
+    "on_batch_end": "on_step_end",
+    "on_train_batch_begin": "on_step_begin",
+    "on_train_batch_start": "on_step_begin",
+    "on_train_batch_end": "on_step_end",
+    "on_train_epoch_start": "on_epoch_begin",
+    "on_train_epoch_end": "on_epoch_end",
+    "on_epoch_start": "on_epoch_begin",
+    "on_train_start": "on_train_begin",
+    "on_fit_start": "on_stage_begin",
+    "on_fit_end": "on_stage_end",
+    "on_validation_start": "on_evaluate_begin",
+    "on_validation_end": "on_evaluate",
+    "on_validation_epoch_end": "on_evaluate",
+    "on_test_begin": "on_evaluate_begin",
+    "on_test_end": "on_evaluate",
+    "on_validation_batch_end": "on_evaluate_batch_end",
+    "on_test_batch_end": "on_evaluate_batch_end",
+    "on_predict_start": "on_predict_begin",
+    "on_save_checkpoint": "on_save",
+    "on_load_checkpoint": "on_load",
+}
+
+#: First parameter names that give a Keras-style hook away (``on_epoch_end(self, epoch, logs=None)``).
+_KERAS_ARGUMENTS = frozenset({"epoch", "batch", "logs"})
+
+
+def nearest_hook(name: str) -> str | None:
+    """The unified hook a misspelt or foreign hook name most likely means, or None.
+
+    Example:
+        >>> from callbridge.callbacks.base import nearest_hook
+        >>> nearest_hook("on_epoc_end"), nearest_hook("on_batch_end"), nearest_hook("on_nan")
+        ('on_epoch_end', 'on_step_end', None)
+    """
+    if name in _FOREIGN_HOOK_NAMES:
+        return _FOREIGN_HOOK_NAMES[name]
+    close = difflib.get_close_matches(name, HOOKS, n=1, cutoff=0.8)
+    return close[0] if close else None
+
+
+def _check_hook_definitions(cls: type) -> None:
+    """At class definition: a misspelt hook warns (it would never be called), and a hook with a Keras-style
+    signature raises ``TypeError`` (it would receive the context as ``epoch``)."""
+    for name, value in vars(cls).items():
+        if not name.startswith("on_") or not inspect.isfunction(value):
+            continue
+        if name not in HOOKS:
+            meant = nearest_hook(name)
+            if meant is not None:
+                warnings.warn(
+                    f"{cls.__qualname__}.{name} is not a hook of the unified API, so it is never called; "
+                    f"did you mean {meant}? (the hooks are listed in callbridge.callbacks.HOOKS)",
+                    UserWarning,
+                    stacklevel=3,
+                )
+            continue
+        try:
+            params = list(inspect.signature(value).parameters.values())[1:]  # after self
+        except (TypeError, ValueError):
+            continue
+        positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        required = [p for p in positional if p.default is p.empty]
+        keras_like = bool(positional) and positional[0].name in _KERAS_ARGUMENTS
+        if len(required) > 1 or keras_like or (not positional and not any(p.kind == p.VAR_POSITIONAL for p in params)):
+            written = ", ".join(["self", *(p.name for p in params)])
+            hint = (
+                " It looks like a Keras callback: derive it from keras.callbacks.Callback (hooks such as "
+                "on_epoch_end(self, epoch, logs=None) and on_train_batch_end(self, batch, logs=None)) and "
+                "to_lightning runs it unchanged."
+                if keras_like or len(required) > 1
+                else ""
+            )
+            raise TypeError(
+                f"{cls.__qualname__}.{name}({written}): a unified hook takes the context only, "
+                f"{name}(self, ctx); read ctx.epoch, ctx.step, ctx.metrics ... from it.{hint}"
+            )
 
 
 def _overridden_hooks(cls: type) -> frozenset[str]:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import math
 import os
+import pickle
+import re
 import shutil
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -16,6 +19,9 @@ from callbridge.callbacks.serialization import FORMATS, atomic_path
 
 _STRATEGIES = ("epoch", "step")
 _MODES = ("min", "max")
+# The names this callback writes: ranked files, and the temporary files of atomic_path(...) for them and last.
+_RANKED = re.compile(r"^epoch=\d+-step=(\d+)(\.pt|\.safetensors)$")
+_TEMPORARY = re.compile(r"^\.(?:epoch=\d+-step=\d+|last)(\.pt|\.safetensors)\..+\.tmp$")
 
 
 class CheckpointCallback(Callback):
@@ -26,6 +32,14 @@ class CheckpointCallback(Callback):
     ``ext`` is ``pt`` or ``safetensors``. Every write is atomic (temporary file, then rename), so a run
     killed mid-save keeps its previous checkpoints intact. Under several processes every process calls
     this callback and only global rank zero writes and deletes files.
+
+    Before the first batch (when ``fit`` starts) the callback checks that ``save_dir`` can be written and
+    that the callbacks' state and the hyperparameters fit the format (a dry serialisation: safetensors holds
+    tensors, numbers, strings and containers of them, never arbitrary objects), and raises naming the
+    problem. When training begins it removes the temporary files a process killed mid-save left
+    (``.<name>.*.tmp``), and on a resume it deletes the ranked files the interrupted run had already
+    evicted but not yet removed, and writes the ranked copy of ``last`` the run had not made yet, so the
+    folder holds the recorded ``save_total_limit`` ranked files again.
 
     Retention (``save_total_limit=K``): with a ``monitor``, the K best checkpoints by ``mode`` are kept
     and the worst is deleted (a new checkpoint worse than all K kept ones is not written at all); without
@@ -128,6 +142,7 @@ class CheckpointCallback(Callback):
         self._kept: list[tuple[float | None, int, str]] = []
         self.last_path: str | None = None
         self._last_saved_step: int | None = None
+        self._evicting: list[str] = []  # evicted at the last save, deleted once that checkpoint is written
         self._evaluated = False
         self._warned_missing = False
 
@@ -163,10 +178,82 @@ class CheckpointCallback(Callback):
         return score if self.mode == "min" else -score
 
     # -- hooks ---------------------------------------------------------------------------------
+    def on_stage_begin(self, ctx: CallbackContext) -> None:
+        if ctx.stage != "fit":
+            return
+        problem = self._setup_problem(ctx) if ctx.is_global_zero else None
+        if ctx.world_size > 1:
+            problem = ctx.broadcast(problem)  # every rank raises together, none waits for the others
+        if problem is not None:
+            kind, message = problem
+            raise (TypeError if kind == "type" else ValueError)(message)
+
     def on_train_begin(self, ctx: CallbackContext) -> None:
         if not self._restored:
             self._reset()
         self._restored = False
+        if ctx.is_global_zero:
+            self._reconcile(ctx)
+
+    # -- checks and clean-up -------------------------------------------------------------------
+    def _setup_problem(self, ctx: CallbackContext) -> tuple[str, str] | None:
+        """``(kind, message)`` of the first reason saving would fail later, or None."""
+        name = type(self).__name__
+        try:
+            self.save_dir.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(dir=self.save_dir, prefix=".callbridge-write-check.", suffix=".tmp")
+            os.close(fd)
+            os.unlink(probe)
+        except (FileExistsError, NotADirectoryError):
+            blocking = next((p for p in [self.save_dir, *self.save_dir.parents] if p.exists() and not p.is_dir()), None)
+            return "value", (
+                f"{name}: save_dir {str(self.save_dir)!r} cannot be a folder: {str(blocking or self.save_dir)!r} "
+                "is a file; give a folder path"
+            )
+        except OSError as error:
+            return "value", (
+                f"{name}: save_dir {str(self.save_dir)!r} cannot be written ({error.strerror or error}); "
+                "give a folder this process may create files in"
+            )
+        from callbridge.callbacks.serialization import encode
+
+        payload = {"hyper_parameters": dict(ctx.hparams or {})}
+        if ctx.callbacks is not None:
+            payload["callbacks"] = ctx.callbacks.state_dict()
+        try:
+            if self.format == "safetensors":
+                encode(payload)
+            else:
+                _DryPickler(_Discard(), protocol=pickle.HIGHEST_PROTOCOL).dump(payload)
+        except TypeError as error:
+            return "type", f"{name}(format={self.format!r}): the checkpoint could not hold this run's state: {error}"
+        except (pickle.PicklingError, AttributeError) as error:
+            return "type", (
+                f"{name}(format={self.format!r}): the callbacks' state or the hyperparameters cannot be pickled "
+                f"({type(error).__name__}: {error}); keep such values out of state_dict() and save_hyperparameters()"
+            )
+        return None
+
+    def _reconcile(self, ctx: CallbackContext) -> None:
+        """Remove what an interrupted run left: temporary files of unfinished saves, and ranked files it had
+        evicted but not yet deleted (recorded in the checkpoint this run resumes from)."""
+        if not self.save_dir.is_dir():
+            return
+        for file in self.save_dir.iterdir():
+            match = _TEMPORARY.match(file.name)
+            if match and match.group(1) == self.extension:
+                file.unlink(missing_ok=True)
+        kept = {path for _, _, path in self._kept}
+        for path in self._evicting:
+            if path not in kept and _RANKED.match(Path(path).name) and Path(path).parent == self.save_dir:
+                Path(path).unlink(missing_ok=True)
+        self._evicting = []
+        last = self.save_dir / f"last{self.extension}"
+        for _, step, path in self._kept:
+            # killed between writing last and copying it to the ranked file of the same step: copy it now
+            if step == ctx.step == self._last_saved_step and not Path(path).exists() and last.is_file():
+                with atomic_path(path) as tmp:
+                    shutil.copyfile(last, tmp)
 
     def on_evaluate(self, ctx: CallbackContext) -> None:
         if ctx.stage == "fit":
@@ -183,6 +270,7 @@ class CheckpointCallback(Callback):
     def implemented_hooks(self) -> frozenset[str]:
         # Listen to step ends only when saving by step: epoch-only runs pay nothing per batch.
         hooks = {"on_train_begin", "on_epoch_end"} if self.strategy == "epoch" else {"on_train_begin", "on_step_end"}
+        hooks.add("on_stage_begin")
         if self.monitor is not None:
             hooks.add("on_evaluate")
         return frozenset(hooks)
@@ -234,17 +322,23 @@ class CheckpointCallback(Callback):
         last = str(self.save_dir / f"last{self.extension}") if self.save_last else None
         if last is not None:
             self.last_path = last
-        if write:
-            ctx.save_checkpoint(path)  # every rank calls it; global rank zero writes
-            if last is not None and ctx.is_global_zero:
-                with atomic_path(last) as tmp:
-                    shutil.copyfile(path, tmp)
+        self._evicting = evicted  # in the checkpoint: a resumed run deletes them if this process dies first
+        # last first, then the ranked copy: a process killed in between leaves last (whose record names the ranked
+        # file) and no ranked file newer than it; the resumed run restores the copy (see _reconcile).
+        if write and last is not None:
+            ctx.save_checkpoint(last)  # every rank calls it; global rank zero writes
+            if ctx.is_global_zero:
+                with atomic_path(path) as tmp:
+                    shutil.copyfile(last, tmp)
+        elif write:
+            ctx.save_checkpoint(path)
         elif last is not None:
             ctx.save_checkpoint(last)
         if ctx.is_global_zero:
             for old in evicted:
                 if old != path:
                     Path(old).unlink(missing_ok=True)
+        self._evicting = []
 
     def _rank_with(
         self, ranked: list[tuple[float | None, int, str]], candidate: tuple[float | None, int, str]
@@ -260,6 +354,7 @@ class CheckpointCallback(Callback):
             "kept": [[score, order, path] for score, order, path in self._kept],
             "last_path": self.last_path,
             "last_saved_step": self._last_saved_step,
+            "evicting": list(self._evicting),
             "save_dir": str(self.save_dir),
             "monitor": self.monitor,
             "mode": self.mode,
@@ -273,6 +368,7 @@ class CheckpointCallback(Callback):
         self._kept = [(score, int(order), str(path)) for score, order, path in state_dict.get("kept", [])]
         self.last_path = state_dict.get("last_path")
         self._last_saved_step = state_dict.get("last_saved_step")
+        self._evicting = [str(path) for path in state_dict.get("evicting", [])]
 
     def __repr__(self) -> str:
         return (
@@ -280,3 +376,19 @@ class CheckpointCallback(Callback):
             f"save_steps={self.save_steps}, save_total_limit={self.save_total_limit}, monitor={self.monitor!r}, "
             f"mode={self.mode!r}, format={self.format!r}, save_last={self.save_last})"
         )
+
+
+class _Discard:
+    """A file-like sink for a dry ``pickle.dump``."""
+
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+
+class _DryPickler(pickle.Pickler):
+    """Pickles everything but tensors (which ``torch.save`` always stores), so that a dry run copies no tensor data."""
+
+    def persistent_id(self, obj: Any) -> str | None:
+        import torch
+
+        return "tensor" if isinstance(obj, (torch.Tensor, torch.UntypedStorage, torch.TypedStorage)) else None

@@ -5,6 +5,11 @@
   file's metadata under the key ``callbridge.structure``. Loading it never unpickles anything.
 * anything else (``.pt``, ``.ckpt``, ...): :func:`torch.save`.
 
+Each file carries a SHA-256 of its content (safetensors: every tensor and the structure, in the metadata
+key ``callbridge.sha256``; ``torch.save`` files: every record of the zip archive, in an extra record
+``<archive>/callbridge_sha256``). Loading verifies it before anything is unpickled, and a file that does not
+match, or is truncated, raises :class:`CheckpointFileError` naming it.
+
 Both are written to a temporary file in the target folder, flushed to disk, then renamed over the target
 with :func:`os.replace`, so a process killed mid-write leaves the previous file intact.
 
@@ -15,6 +20,7 @@ Nothing here imports Lightning: the plain-loop :meth:`CallbackContext.save_check
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -24,6 +30,7 @@ from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from zipfile import BadZipFile, ZipFile, is_zipfile
 
 import torch
 
@@ -33,6 +40,34 @@ FORMATS: dict[str, str] = {"pt": ".pt", "safetensors": ".safetensors"}
 _STRUCTURE_KEY = "callbridge.structure"
 _VERSION_KEY = "callbridge.version"
 _VERSION = "1"
+_HASH_KEY = "callbridge.sha256"
+_PT_HASH_RECORD = "callbridge_sha256"
+_MISMATCH = "content hash mismatch: the file was changed or damaged after callbridge wrote it; do not resume from it"
+
+
+class CheckpointFileError(ValueError):
+    """A checkpoint file cannot be used: truncated, corrupt (its content hash does not match), or not a
+    checkpoint. The message names the file.
+
+    Example:
+        >>> import tempfile, torch
+        >>> from pathlib import Path
+        >>> from callbridge.callbacks.serialization import CheckpointFileError, load_checkpoint_file
+        >>> path = Path(tempfile.mkdtemp()) / "last.safetensors"
+        >>> _ = path.write_bytes(b"truncated")
+        >>> try:
+        ...     load_checkpoint_file(path)
+        ... except CheckpointFileError as error:
+        ...     print(error.path == str(path), "not a readable safetensors file" in str(error))
+        True True
+
+    Attributes:
+        path: the file.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+        self.path = str(path)
+        super().__init__(f"checkpoint file {self.path!r}: {reason}")
 
 
 def checkpoint_format(path: str | os.PathLike[str]) -> str:
@@ -81,40 +116,153 @@ def save_checkpoint_file(checkpoint: Mapping[str, Any], path: str | os.PathLike[
         from safetensors.torch import save_file
 
         tensors, structure = encode(checkpoint)
-        metadata = {_STRUCTURE_KEY: json.dumps(structure, allow_nan=False), _VERSION_KEY: _VERSION, "format": "pt"}
+        text = json.dumps(structure, allow_nan=False)
+        metadata = {_STRUCTURE_KEY: text, _VERSION_KEY: _VERSION, "format": "pt"}
+        metadata[_HASH_KEY] = _tensors_digest(tensors, text)
         with atomic_path(path) as tmp:
             save_file(tensors, str(tmp), metadata=metadata)
     else:
         with atomic_path(path) as tmp:
             torch.save(checkpoint, tmp)
+            _add_pt_digest(tmp)
 
 
 def load_checkpoint_file(
-    path: str | os.PathLike[str], map_location: Any = None, *, weights_only: bool | None = True
+    path: str | os.PathLike[str], map_location: Any = None, *, weights_only: bool | None = None
 ) -> dict[str, Any]:
     """Reads a checkpoint written by :func:`save_checkpoint_file` (or any ``torch.save`` file).
 
     ``map_location``: a device (``"cpu"``, ``torch.device``) for safetensors files; anything
     :func:`torch.load` accepts for the others. ``weights_only`` applies to ``torch.load`` only; a
     safetensors file never runs pickle.
+
+    The file's content hash is verified first. ``weights_only=None`` (the default) means ``False`` for a
+    ``.pt`` file that callbridge wrote (its content hash matches: it may hold callback state and
+    hyperparameters of any type) and torch's own default (``True``) for any other file.
+
+    Raises:
+        FileNotFoundError: no such file.
+        CheckpointFileError: the file is truncated, corrupt (its content hash does not match) or not a
+            checkpoint; the message names it.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint file not found: {path}")
     if checkpoint_format(path) == "safetensors":
-        from safetensors import safe_open
+        return _load_safetensors(path, map_location)
+    written_by_callbridge = _verify_pt(path)
+    if weights_only is None:
+        weights_only = not written_by_callbridge
+    try:
+        return torch.load(path, map_location=map_location, weights_only=weights_only)
+    except RuntimeError as error:  # torch's zip reader on a damaged archive
+        raise CheckpointFileError(path, f"cannot be read by torch.load: {error}") from error
 
-        device = map_location if isinstance(map_location, (str, torch.device)) else "cpu"
-        tensors = {}
-        with safe_open(str(path), framework="pt", device=str(device)) as handle:
+
+def is_callbridge_checkpoint(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a checkpoint that :func:`save_checkpoint_file` wrote (it carries callbridge's
+    content hash), without loading it; raises :class:`CheckpointFileError` when that hash does not match."""
+    path = Path(path)
+    if checkpoint_format(path) == "safetensors":
+        return _HASH_KEY in _safetensors_metadata(path)
+    return _verify_pt(path)
+
+
+def _load_safetensors(path: Path, map_location: Any) -> dict[str, Any]:
+    from safetensors import SafetensorError, safe_open
+
+    device = map_location if isinstance(map_location, (str, torch.device)) else "cpu"
+    tensors = {}
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
             metadata = handle.metadata() or {}
             for key in handle.keys():  # noqa: SIM118 (safe_open is not a Mapping)
                 tensors[key] = handle.get_tensor(key)
-        if _STRUCTURE_KEY not in metadata:
-            # A plain safetensors file (a bare state dict, as Hugging Face writes them).
-            return {"state_dict": tensors}
-        return decode(json.loads(metadata[_STRUCTURE_KEY]), tensors)
-    return torch.load(path, map_location=map_location, weights_only=weights_only)
+    except (SafetensorError, OSError) as error:
+        raise CheckpointFileError(path, f"not a readable safetensors file (truncated or corrupt?): {error}") from None
+    if _HASH_KEY in metadata:
+        digest = _tensors_digest(tensors, metadata.get(_STRUCTURE_KEY, ""))
+        if digest != metadata[_HASH_KEY]:
+            raise CheckpointFileError(
+                path,
+                _MISMATCH,
+            )
+    if str(device) != "cpu":
+        tensors = {key: tensor.to(device) for key, tensor in tensors.items()}
+    if _STRUCTURE_KEY not in metadata:
+        # A plain safetensors file (a bare state dict, as Hugging Face writes them).
+        return {"state_dict": tensors}
+    return decode(json.loads(metadata[_STRUCTURE_KEY]), tensors)
+
+
+def _safetensors_metadata(path: Path) -> dict[str, str]:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            return handle.metadata() or {}
+    except (SafetensorError, OSError) as error:
+        raise CheckpointFileError(path, f"not a readable safetensors file (truncated or corrupt?): {error}") from None
+
+
+def _tensors_digest(tensors: Mapping[str, torch.Tensor], structure: str) -> str:
+    digest = hashlib.sha256(structure.encode())
+    for key in sorted(tensors):
+        tensor = tensors[key].detach()
+        digest.update(f"|{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        if tensor.numel():
+            digest.update(tensor.to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().data)
+    return digest.hexdigest()
+
+
+def _zip_digest(archive: ZipFile) -> tuple[str, str | None]:
+    """(SHA-256 of every record but callbridge's, the name of callbridge's record or None)."""
+    digest, ours = hashlib.sha256(), None
+    for info in archive.infolist():
+        if info.filename.rsplit("/", 1)[-1] == _PT_HASH_RECORD:
+            ours = info.filename
+            continue
+        digest.update(info.filename.split("/", 1)[-1].encode())  # the archive's folder name is the file's name
+        with archive.open(info) as record:  # zipfile checks each record's CRC-32 as it reads
+            for chunk in iter(lambda record=record: record.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest(), ours
+
+
+def _add_pt_digest(path: Path) -> None:
+    with ZipFile(path) as archive:
+        digest, _ = _zip_digest(archive)
+        prefix = archive.namelist()[0].split("/", 1)[0]
+    with ZipFile(path, "a") as archive:
+        archive.writestr(f"{prefix}/{_PT_HASH_RECORD}", digest)
+
+
+def _verify_pt(path: Path) -> bool:
+    """True when ``path`` carries callbridge's content hash and it matches; False for a file without one
+    (written by something else, or a legacy file); :class:`CheckpointFileError` when it is damaged."""
+    try:
+        with ZipFile(path) as archive:
+            digest, ours = _zip_digest(archive)
+            stored = archive.read(ours).decode() if ours is not None else None
+    except BadZipFile as error:
+        if not is_zipfile(path) and _is_legacy_torch_file(path):
+            return False  # torch.save(..., _use_new_zipfile_serialization=False): no records to check
+        raise CheckpointFileError(path, f"damaged (truncated or corrupt): {error}") from None
+    except (OSError, EOFError) as error:
+        raise CheckpointFileError(path, f"cannot be read: {error}") from None
+    if stored is None:
+        return False
+    if stored != digest:
+        raise CheckpointFileError(
+            path,
+            _MISMATCH,
+        )
+    return True
+
+
+def _is_legacy_torch_file(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(2) == b"\x80\x02"  # a bare pickle (protocol 2), as torch's legacy format starts
 
 
 # -- the structure codec ---------------------------------------------------------------------------

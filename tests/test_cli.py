@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -35,6 +36,22 @@ def test_fit_runs_the_digits_example_config(tmp_path: Path) -> None:
     assert "epoch 0: train_loss" in proc.stdout  # EpochReport (a _target_ entry inside Callbacks) ran
     assert "`Trainer.fit` stopped: `max_epochs=1` reached" in proc.stdout + proc.stderr
     assert (tmp_path / "config.yaml").exists()  # LightningCLI saved the resolved config
+
+
+def test_fit_beside_its_config_never_replaces_a_file(tmp_path: Path) -> None:
+    # Run from the example's own folder (trainer.logger: false, so the run's log dir is the working directory),
+    # where the user's config.yaml and an earlier run's resolved config-1.yaml already are: both are kept byte for
+    # byte, and this run's resolved config goes to config-2.yaml.
+    folder = tmp_path / "digits"
+    shutil.copytree(ROOT / "examples/digits", folder)
+    (folder / "config-1.yaml").write_text("# an earlier run's resolved config\n")
+    before = {name: (folder / name).read_bytes() for name in ("config.yaml", "config-1.yaml")}
+    proc = callbridge("fit", "--config", "config.yaml", *SMOKE, cwd=folder)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert {name: (folder / name).read_bytes() for name in before} == before
+    resolved = (folder / "config-2.yaml").read_text()
+    assert "max_epochs: 1" in resolved and "limit_train_batches: 2" in resolved
+    assert sorted(p.name for p in folder.glob("config*.yaml")) == ["config-1.yaml", "config-2.yaml", "config.yaml"]
 
 
 LOCAL_CALLBACKS = """
