@@ -55,7 +55,7 @@ class ProgressCallback(Callback):
             return
         from tqdm.auto import tqdm
 
-        max_epochs = getattr(ctx.trainer, "max_epochs", None)
+        max_epochs = ctx.max_epochs
         desc = f"Epoch {ctx.epoch + 1}/{max_epochs}" if max_epochs and max_epochs > 0 else f"Epoch {ctx.epoch + 1}"
         self.bar = tqdm(total=_batches_per_epoch(ctx), desc=desc, file=self.file, dynamic_ncols=True, leave=True)
         self.bars_drawn += 1
@@ -110,8 +110,8 @@ class ProgressCallback(Callback):
 
 
 def _batches_per_epoch(ctx: CallbackContext) -> int | None:
-    """Training batches per epoch when the engine knows them (Lightning's ``num_training_batches``)."""
-    total = getattr(ctx.trainer, "num_training_batches", None)
+    """Training batches per epoch when the engine knows them (``ctx.num_batches``)."""
+    total = ctx.num_batches
     if isinstance(total, (int, float)) and math.isfinite(total) and total > 0:
         return int(total)
     return None

@@ -3,14 +3,11 @@ MLflow, W&B and CSV, written on a background thread so that the training loop ne
 
 from __future__ import annotations
 
-import csv
 import enum
 import math
 import os
-import queue
 import re
 import sys
-import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -18,9 +15,8 @@ from typing import Any, ClassVar
 
 from callbridge.callbacks.base import Callback
 from callbridge.callbacks.context import CallbackContext
-
-_MLFLOW_BATCH = 1000  # MLflow's log_batch accepts at most 1000 metrics per call
-_CSV_HEADER = ("step", "epoch", "name", "value", "time")
+from callbridge.callbacks.metric_logging.sinks import CsvSink, MlflowSink, TensorBoardSink, WandbSink
+from callbridge.callbacks.metric_logging.writer import Sink, Writer
 
 
 class LoggingBackend(str, enum.Enum):
@@ -130,7 +126,7 @@ class LoggingCallback(Callback):
         self.run_dir: Path | None = None
         self.mlflow_run_id: str | None = None
         self.wandb_dir: Path | None = None
-        self._writer: _Writer | None = None
+        self._writer: Writer | None = None
         self._resume: dict[str, Any] | None = None
         self._csv_rows = 0
         self._reset_window()
@@ -247,20 +243,20 @@ class LoggingCallback(Callback):
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._csv_rows = int(resume.get("csv_rows", 0))
         self.mlflow_run_id = resume.get("mlflow_run_id")
-        sinks: list[_Sink] = []
+        sinks: list[Sink] = []
         for backend in self.backends:
             if backend is LoggingBackend.TENSORBOARD:
-                sinks.append(_TensorBoardSink(self.run_dir))
+                sinks.append(TensorBoardSink(self.run_dir))
             elif backend is LoggingBackend.CSV:
-                sinks.append(_CsvSink(self.run_dir / "metrics.csv", self._csv_rows if resume else None))
+                sinks.append(CsvSink(self.run_dir / "metrics.csv", self._csv_rows if resume else None))
             elif backend is LoggingBackend.MLFLOW:
                 uri = self.tracking_uri or f"sqlite:///{(self.save_dir / 'mlflow.db').resolve()}"
-                sinks.append(_MlflowSink(self, uri))
+                sinks.append(MlflowSink(self, uri))
             elif backend is LoggingBackend.WANDB:
                 self.wandb_dir = self.save_dir
-                sinks.append(_WandbSink(self))
+                sinks.append(WandbSink(self))
         self._console = LoggingBackend.CONSOLE in self.backends
-        self._writer = _Writer(sinks)
+        self._writer = Writer(sinks)
         self._writer.start()
 
     def _emit(self, step: int, epoch: int, values: Mapping[str, float]) -> None:
@@ -314,213 +310,9 @@ class _Timer:
             self.owner.flush_seconds += spent
 
 
-# -- the background writer -------------------------------------------------------------------------
-Record = tuple[int, int, float, dict[str, float]]
-
-
-class _Sink:
-    name = "?"
-
-    def open(self) -> None: ...
-
-    def write(self, records: list[Record]) -> None: ...
-
-    def flush(self) -> None: ...
-
-    def close(self, failed: bool) -> None: ...
-
-
-class _Writer(threading.Thread):
-    """Owns the stores: opens them, writes batches of records as they come, flushes and closes on request."""
-
-    def __init__(self, sinks: list[_Sink]) -> None:
-        super().__init__(name="callbridge-logging", daemon=True)
-        self.sinks = sinks
-        self.queue: queue.Queue[Any] = queue.Queue()
-        self.opened = threading.Event()
-        self.error: BaseException | None = None
-        self.error_where = ""
-
-    def call(self, command: str, *args: Any) -> None:
-        done = threading.Event()
-        self.queue.put(_Command(command, args, done))
-        done.wait()
-
-    def _each(self, action: str, *args: Any) -> None:
-        for sink in list(self.sinks):
-            try:
-                getattr(sink, action)(*args)
-            except Exception as error:  # keep the other stores going; the training thread re-raises it
-                if self.error is None:
-                    self.error, self.error_where = error, f"the {sink.name} backend ({action})"
-                if action in ("open", "write"):
-                    self.sinks.remove(sink)
-
-    def run(self) -> None:
-        self._each("open")
-        self.opened.set()
-        while True:
-            items = [self.queue.get()]
-            while True:
-                try:
-                    items.append(self.queue.get_nowait())
-                except queue.Empty:
-                    break
-            records: list[Record] = []
-            for item in items:
-                if not isinstance(item, _Command):
-                    records.append(item)
-                    continue
-                if records:
-                    self._each("write", records)
-                    records = []
-                if item.name == "flush":
-                    self._each("flush")
-                    item.done.set()
-                else:  # close
-                    self._each("close", *item.args)
-                    item.done.set()
-                    return
-            if records:
-                self._each("write", records)
-
-
-class _Command:
-    def __init__(self, name: str, args: tuple[Any, ...], done: threading.Event) -> None:
-        self.name, self.args, self.done = name, args, done
-
-
-class _TensorBoardSink(_Sink):
-    name = "tensorboard"
-
-    def __init__(self, log_dir: Path) -> None:
-        self.log_dir = log_dir
-
-    def open(self) -> None:
-        from torch.utils.tensorboard import SummaryWriter
-
-        self.writer = SummaryWriter(log_dir=str(self.log_dir))
-
-    def write(self, records: list[Record]) -> None:
-        for step, _epoch, wall, values in records:
-            for key, value in values.items():
-                self.writer.add_scalar(key, value, global_step=step, walltime=wall)
-
-    def flush(self) -> None:
-        self.writer.flush()
-
-    def close(self, failed: bool) -> None:
-        self.writer.close()
-
-
-class _CsvSink(_Sink):
-    """Long-format CSV, appended and flushed per batch; on resume the rows after the checkpoint are cut off."""
-
-    name = "csv"
-
-    def __init__(self, path: Path, keep_rows: int | None) -> None:
-        self.path, self.keep_rows = path, keep_rows
-
-    def open(self) -> None:
-        if self.keep_rows is not None and self.path.exists():
-            with self.path.open(newline="") as f:
-                rows = list(csv.reader(f))[: 1 + self.keep_rows]
-            tmp = self.path.with_name(self.path.name + ".tmp")
-            with tmp.open("w", newline="") as f:
-                csv.writer(f).writerows(rows)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        new = not self.path.exists() or self.path.stat().st_size == 0
-        self.file = self.path.open("a", newline="")
-        self.csv = csv.writer(self.file)
-        if new:
-            self.csv.writerow(_CSV_HEADER)
-            self.file.flush()
-
-    def write(self, records: list[Record]) -> None:
-        for step, epoch, wall, values in records:
-            self.csv.writerows((step, epoch, key, repr(float(value)), f"{wall:.3f}") for key, value in values.items())
-        self.file.flush()
-
-    def flush(self) -> None:
-        self.file.flush()
-        os.fsync(self.file.fileno())
-
-    def close(self, failed: bool) -> None:
-        self.flush()
-        self.file.close()
-
-
-class _MlflowSink(_Sink):
-    name = "mlflow"
-
-    def __init__(self, owner: LoggingCallback, uri: str) -> None:
-        self.owner, self.uri = owner, uri
-
-    def open(self) -> None:
-        from mlflow import MlflowClient
-
-        self.client = MlflowClient(tracking_uri=self.uri)
-        run_id = self.owner.mlflow_run_id
-        if run_id is not None:  # resuming: continue the checkpoint's run
-            self.client.update_run(run_id, status="RUNNING")
-        else:
-            experiment = self.client.get_experiment_by_name(self.owner.experiment_name)
-            experiment_id = (
-                experiment.experiment_id
-                if experiment is not None
-                else self.client.create_experiment(self.owner.experiment_name)
-            )
-            run = self.client.create_run(experiment_id, run_name=self.owner.run_name)
-            run_id = run.info.run_id
-        self.run_id = self.owner.mlflow_run_id = run_id
-
-    def write(self, records: list[Record]) -> None:
-        from mlflow.entities import Metric
-
-        metrics = [
-            Metric(key, float(value), int(wall * 1000), step)
-            for step, _epoch, wall, values in records
-            for key, value in values.items()
-        ]
-        for start in range(0, len(metrics), _MLFLOW_BATCH):
-            self.client.log_batch(self.run_id, metrics=metrics[start : start + _MLFLOW_BATCH])
-
-    def close(self, failed: bool) -> None:
-        self.client.set_terminated(self.run_id, status="FAILED" if failed else "FINISHED")
-
-
-class _WandbSink(_Sink):
-    name = "wandb"
-
-    def __init__(self, owner: LoggingCallback) -> None:
-        self.owner = owner
-
-    def open(self) -> None:
-        import wandb
-
-        self.run = wandb.init(
-            project=self.owner.experiment_name,
-            name=self.owner.run_name,
-            dir=str(self.owner.save_dir),
-            mode=os.environ.get("WANDB_MODE", "offline"),
-            reinit="create_new",
-        )
-        self.run.define_metric("trainer/global_step")
-        self.run.define_metric("*", step_metric="trainer/global_step", step_sync=True)
-
-    def write(self, records: list[Record]) -> None:
-        for step, _epoch, _wall, values in records:
-            self.run.log({**values, "trainer/global_step": step})
-
-    def close(self, failed: bool) -> None:
-        self.run.finish(exit_code=1 if failed else 0)
-
-
 # -- what is logged --------------------------------------------------------------------------------
 def _learning_rates(ctx: CallbackContext) -> dict[str, float]:
-    optimizers = list(getattr(ctx.trainer, "optimizers", None) or ([ctx.optimizer] if ctx.optimizer else []))
+    optimizers = list(ctx.optimizers or ([ctx.optimizer] if ctx.optimizer is not None else []))
     rates = {}
     for i, optimizer in enumerate(optimizers):
         prefix = "lr" if len(optimizers) == 1 else f"lr/opt{i}"
