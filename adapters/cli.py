@@ -44,12 +44,14 @@ SUBCOMMANDS = ("fit", "validate", "test", "predict")
 _USAGE = """\
 usage: callbridge {fit,validate,test,predict} --config FILE [--section.key VALUE ...]
        callbridge inspect TARGET [--json] [--strict]
+       callbridge sync RUN_DIR [--tracking-uri URI]
 
 Run a LightningModule under a Lightning Trainer with callbacks of every style, or check a callback class.
 
 commands:
   fit, validate, test, predict   LightningCLI's entry points (callbridge fit --help for every option)
   inspect                        the style, hooks and Lightning counterparts of a callback class
+  sync                           store in MLflow what LoggingCallback spooled while the server was away
 
 Foreign-style callbacks go in trainer.callbacks as
   - class_path: callbridge.adapters.cli.Callbacks
@@ -107,6 +109,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     command, rest = args[0], args[1:]
     if command == "inspect":
         return _inspect_main(rest)
+    if command == "sync":  # store what LoggingCallback spooled while MLflow was away
+        from callbridge.callbacks.metric_logging.sync import main as sync_main
+
+        return sync_main(rest)
     if command not in SUBCOMMANDS:
         sys.stderr.write(_USAGE + f"\ncallbridge: error: unknown command {command!r}\n")
         return 2
