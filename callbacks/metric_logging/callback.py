@@ -3,7 +3,6 @@ TensorBoard, MLflow, W&B and CSV, in Lightning's conventions, without ever block
 
 from __future__ import annotations
 
-import enum
 import math
 import os
 import re
@@ -17,38 +16,9 @@ from callbridge.callbacks.base import Callback
 from callbridge.callbacks.context import CallbackContext
 from callbridge.callbacks.metric_logging import conventions as conv
 from callbridge.callbacks.metric_logging.mlflow_store import check_tracking_uri, probe_server, writable_problem
-from callbridge.callbacks.metric_logging.sinks import CsvSink, MlflowSink, TensorBoardSink, WandbSink
+from callbridge.callbacks.metric_logging.sinks import CsvSink, LoggingBackend, MlflowSink, TensorBoardSink, WandbSink
 from callbridge.callbacks.metric_logging.spool import new_uid, spool_path
 from callbridge.callbacks.metric_logging.writer import Sink, Writer, record, report
-
-
-class LoggingBackend(str, enum.Enum):
-    """Where [LoggingCallback][callbridge.callbacks.LoggingCallback] writes. Strings work too, in any case.
-
-    Examples:
-        >>> from callbridge.callbacks import LoggingBackend
-        >>> LoggingBackend.parse("MLflow")
-        <LoggingBackend.MLFLOW: 'mlflow'>
-    """
-
-    CONSOLE = "console"
-    TENSORBOARD = "tensorboard"
-    MLFLOW = "mlflow"
-    WANDB = "wandb"
-    CSV = "csv"
-
-    @classmethod
-    def parse(cls, value: Any) -> LoggingBackend:
-        """``value`` (a member or its name, any case) as a member; ``ValueError`` listing the valid ones."""
-        if isinstance(value, cls):
-            return value
-        if isinstance(value, str):
-            try:
-                return cls(value.strip().lower())
-            except ValueError:
-                pass
-        valid = ", ".join(repr(b.value) for b in cls)
-        raise ValueError(f"LoggingCallback: unknown backend {value!r}; valid backends: {valid} (or LoggingBackend.*)")
 
 
 class LoggingCallback(Callback):

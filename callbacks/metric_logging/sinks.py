@@ -5,6 +5,7 @@ metric), MLflow (``MlflowClient``, out of a durable spool) and W&B (``wandb``, a
 from __future__ import annotations
 
 import csv
+import enum
 import os
 import time
 from pathlib import Path
@@ -13,6 +14,36 @@ from typing import Any
 from callbridge.callbacks.metric_logging.mlflow_store import MlflowSender, flatten
 from callbridge.callbacks.metric_logging.spool import Spool, write_atomic
 from callbridge.callbacks.metric_logging.writer import Sink, record, report
+
+
+class LoggingBackend(str, enum.Enum):
+    """Where [LoggingCallback][callbridge.callbacks.LoggingCallback] writes. Strings work too, in any case.
+
+    Examples:
+        >>> from callbridge.callbacks import LoggingBackend
+        >>> LoggingBackend.parse("MLflow")
+        <LoggingBackend.MLFLOW: 'mlflow'>
+    """
+
+    CONSOLE = "console"
+    TENSORBOARD = "tensorboard"
+    MLFLOW = "mlflow"
+    WANDB = "wandb"
+    CSV = "csv"
+
+    @classmethod
+    def parse(cls, value: Any) -> LoggingBackend:
+        """``value`` (a member or its name, any case) as a member; ``ValueError`` listing the valid ones."""
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, str):
+            try:
+                return cls(value.strip().lower())
+            except ValueError:
+                pass
+        valid = ", ".join(repr(b.value) for b in cls)
+        raise ValueError(f"LoggingCallback: unknown backend {value!r}; valid backends: {valid} (or LoggingBackend.*)")
+
 
 #: the file TensorBoardLogger and CSVLogger keep the hyperparameters in, next to their logs
 HPARAMS_FILE = "hparams.yaml"
