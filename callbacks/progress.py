@@ -17,7 +17,7 @@ class ProgressCallback(Callback):
     no monitor is given, the first logged metric whose name starts with ``val``). Epochs are numbered
     as Lightning numbers them, from 0 (``Epoch 0/9`` for ``max_epochs=10``, as its ``RichProgressBar``
     shows). It reads ``ctx.max_epochs`` and ``ctx.num_batches`` and draws on global rank zero only.
-    Under Lightning (through [to_lightning][callbridge.adapters.to_lightning]) it replaces
+    Under Lightning (through [to_lightning][callbridge.adapters.lightning.to_lightning]) it replaces
     Lightning's own bar, whatever ``enable_progress_bar`` says: one bar renders, never two.
 
     Args:
