@@ -249,10 +249,16 @@ def test_an_outage_is_reported_and_loses_nothing(server, tmp_path, recwarn):
     assert callback.unsent == [] and not callback.spool_path.exists()
 
 
-def test_a_store_unreachable_at_setup_is_named_at_once_and_synced_later(tmp_path, recwarn, capsys):
+def test_a_store_unreachable_at_setup_is_named_at_once_and_synced_later(server, tmp_path, recwarn, capsys):
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     callback = LoggingCallback(
-        ["mlflow"], log_steps=2, save_dir=tmp_path, tracking_uri=url, store_timeout=2.0, close_timeout=0.5
+        ["mlflow"],
+        log_steps=2,
+        save_dir=tmp_path,
+        tracking_uri=url,
+        run_name="unreachable",
+        store_timeout=2.0,
+        close_timeout=0.5,
     )
     before_training: list[str] = []
     probe = At(step1=lambda: before_training.extend(store_messages(recwarn)))
@@ -263,14 +269,15 @@ def test_a_store_unreachable_at_setup_is_named_at_once_and_synced_later(tmp_path
     assert spool.exists() and len(callback.unsent) == 1
     assert f"callbridge sync {callback.run_dir}" in callback.unsent[0] and str(spool) in callback.unsent[0]
     assert any("callbridge sync" in m for m in store_messages(recwarn))
-    # later, into another store: everything, once, with the run's final status
-    target = f"sqlite:///{tmp_path / 'later.db'}"
+    # later, into another store (the module's server): everything, once, with the run's final status
+    target = server.url
     capsys.readouterr()
     assert cli_main(["sync", str(tmp_path), "--tracking-uri", target]) == 0
     out = capsys.readouterr().out
     assert f"{sum(callback.logged.values())} values" in out and "status FINISHED" in out
     client = MlflowClient(tracking_uri=target)
-    (run,) = client.search_runs([client.get_experiment_by_name("callbridge").experiment_id])
+    experiment = client.get_experiment_by_name("callbridge")
+    (run,) = client.search_runs([experiment.experiment_id], filter_string="attributes.run_name = 'unreachable'")
     assert run.info.status == "FINISHED" and run.data.params["lr"] == "0.05"
     assert stored_counts(client, run.info.run_id) == callback.logged
     assert not spool.exists()
