@@ -7,9 +7,10 @@ Nothing here imports Lightning: the same callbacks run under a Lightning Trainer
 from callbridge.callbacks.base import HOOKS, Callback
 from callbridge.callbacks.callback_list import CallbackList
 from callbridge.callbacks.checkpoint import CheckpointCallback
-from callbridge.callbacks.context import CallbackContext
+from callbridge.callbacks.context import CallbackContext, EngineRequests
 from callbridge.callbacks.early_stopping import EarlyStoppingCallback
 from callbridge.callbacks.metric_logging import LoggingBackend, LoggingCallback
+from callbridge.callbacks.monitor import MonitorError
 from callbridge.callbacks.progress import ProgressCallback
 
 __all__ = [
@@ -19,7 +20,9 @@ __all__ = [
     "CallbackList",
     "CheckpointCallback",
     "EarlyStoppingCallback",
+    "EngineRequests",
     "LoggingBackend",
     "LoggingCallback",
+    "MonitorError",
     "ProgressCallback",
 ]
