@@ -46,6 +46,7 @@ _USAGE = """\
 usage: callbridge {fit,validate,test,predict} --config FILE [--section.key VALUE ...]
        callbridge inspect TARGET [--json] [--strict]
        callbridge verify TARGET [--init JSON] [--json]   (or --config FILE --entry N)
+       callbridge sync RUN_DIR [--tracking-uri URI]
 
 Run a LightningModule under a Lightning Trainer with callbacks of every style, or check a callback class.
 
@@ -53,6 +54,7 @@ commands:
   fit, validate, test, predict   LightningCLI's entry points (callbridge fit --help for every option)
   inspect                        the style, hooks and Lightning counterparts of a callback class
   verify                         run a callback at home and under Lightning, and diff them
+  sync                           store in MLflow what LoggingCallback spooled while the server was away
 
 Foreign-style callbacks go in trainer.callbacks as
   - class_path: callbridge.adapters.cli.Callbacks
@@ -114,6 +116,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from callbridge.adapters.verify import main as verify_main
 
         return verify_main(rest)
+    if command == "sync":  # store what LoggingCallback spooled while MLflow was away
+        from callbridge.callbacks.metric_logging.sync import main as sync_main
+
+        return sync_main(rest)
     if command not in SUBCOMMANDS:
         sys.stderr.write(_USAGE + f"\ncallbridge: error: unknown command {command!r}\n")
         return 2

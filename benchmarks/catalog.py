@@ -28,6 +28,7 @@ CONFIGS: tuple[ConfigInfo, ...] = (
     ConfigInfo("native_stack", "5a. Lightning stack: EarlyStopping, ModelCheckpoint, TB+MLflow, bar, LR", "stack"),
     ConfigInfo("callbridge_stack", "5b. callbridge stack: EarlyStopping, Checkpoint, Logging(TB+MLflow), bar", "stack"),
     ConfigInfo("native_mlflow", "6a. MLFlowLogger alone, every step", "stack"),
+    ConfigInfo("native_mlflow_async", "6c. MLFlowLogger(synchronous=False) alone, every step", "stack"),
     ConfigInfo("callbridge_mlflow", "6b. LoggingCallback(mlflow) alone, every step", "stack"),
 )
 

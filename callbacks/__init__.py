@@ -9,7 +9,7 @@ from callbridge.callbacks.callback_list import CallbackList
 from callbridge.callbacks.checkpoint import CheckpointCallback
 from callbridge.callbacks.context import CallbackContext, EngineRequests
 from callbridge.callbacks.early_stopping import EarlyStoppingCallback
-from callbridge.callbacks.logging import LoggingBackend, LoggingCallback
+from callbridge.callbacks.metric_logging import LoggingBackend, LoggingCallback
 from callbridge.callbacks.monitor import MonitorError
 from callbridge.callbacks.progress import ProgressCallback
 

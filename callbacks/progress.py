@@ -14,8 +14,10 @@ class ProgressCallback(Callback):
 
     The bar advances every ``refresh_rate`` batches (``0`` hides it) and shows the last batch's loss
     and the first param group's learning rate; at the end of the epoch it adds ``monitor`` (or, when
-    no monitor is given, the first logged metric whose name starts with ``val``). It draws on global
-    rank zero only. Under Lightning (through :func:`callbridge.adapters.to_lightning`) it replaces
+    no monitor is given, the first logged metric whose name starts with ``val``). Epochs are numbered
+    as Lightning numbers them, from 0 (``Epoch 0/9`` for ``max_epochs=10``, as its ``RichProgressBar``
+    shows). It reads ``ctx.max_epochs`` and ``ctx.num_batches`` and draws on global rank zero only.
+    Under Lightning (through [to_lightning][callbridge.adapters.lightning.to_lightning]) it replaces
     Lightning's own bar, whatever ``enable_progress_bar`` says: one bar renders, never two.
 
     Args:
@@ -23,11 +25,25 @@ class ProgressCallback(Callback):
         monitor: metric shown at the end of each epoch (for example ``"val_loss"``).
         file: where the bar is drawn (default: ``sys.stderr``, as tqdm does).
 
-    Example:
-        >>> import lightning as L
-        >>> from callbridge.adapters import to_lightning
-        >>> from callbridge.callbacks import ProgressCallback
-        >>> trainer = L.Trainer(callbacks=to_lightning([ProgressCallback(refresh_rate=10)]), max_epochs=3)
+    Examples:
+        In a hand-written loop (under Lightning: ``L.Trainer(callbacks=to_lightning([bar]))``):
+
+        >>> import io
+        >>> from callbridge.callbacks import CallbackContext, CallbackList, ProgressCallback
+        >>> out = io.StringIO()
+        >>> bar = ProgressCallback(monitor="val_acc", file=out)
+        >>> callbacks, ctx = CallbackList([bar]), CallbackContext()
+        >>> ctx.max_epochs, ctx.num_batches = 2, 3
+        >>> for epoch in range(2):
+        ...     ctx.epoch = epoch
+        ...     callbacks.on_epoch_begin(ctx)
+        ...     for _ in range(3):
+        ...         ctx.loss = 0.5
+        ...         callbacks.on_step_end(ctx)
+        ...     ctx.metrics = {"val_acc": 0.9}
+        ...     callbacks.on_epoch_end(ctx)
+        >>> "Epoch 1/1: 100%" in out.getvalue() and "val_acc=0.9" in out.getvalue()
+        True
     """
 
     rank_zero_only: ClassVar[bool] = True
@@ -55,8 +71,9 @@ class ProgressCallback(Callback):
             return
         from tqdm.auto import tqdm
 
-        max_epochs = getattr(ctx.trainer, "max_epochs", None)
-        desc = f"Epoch {ctx.epoch + 1}/{max_epochs}" if max_epochs and max_epochs > 0 else f"Epoch {ctx.epoch + 1}"
+        max_epochs = ctx.max_epochs
+        # Lightning's numbering (its RichProgressBar's): epochs count from 0, the last is max_epochs - 1
+        desc = f"Epoch {ctx.epoch}/{max_epochs - 1}" if max_epochs and max_epochs > 0 else f"Epoch {ctx.epoch}"
         self.bar = tqdm(total=_batches_per_epoch(ctx), desc=desc, file=self.file, dynamic_ncols=True, leave=True)
         self.bars_drawn += 1
         self._batches = 0
@@ -110,8 +127,8 @@ class ProgressCallback(Callback):
 
 
 def _batches_per_epoch(ctx: CallbackContext) -> int | None:
-    """Training batches per epoch when the engine knows them (Lightning's ``num_training_batches``)."""
-    total = getattr(ctx.trainer, "num_training_batches", None)
+    """Training batches per epoch when the engine knows them (``ctx.num_batches``)."""
+    total = ctx.num_batches
     if isinstance(total, (int, float)) and math.isfinite(total) and total > 0:
         return int(total)
     return None

@@ -27,20 +27,21 @@ def test_one_bar_replaces_lightnings(capfd, enable_progress_bar):
     callback, trainer, err, out = fit_with_bar(capfd, enable_progress_bar=enable_progress_bar)
     assert not any(isinstance(cb, ProgressBar) for cb in trainer.callbacks)
     assert callback.bars_drawn == 2
-    # our bars, Keras-style "Epoch 1/2", each reaching 4/4 with the loss and the learning rate
-    assert "Epoch 1/2" in err and "Epoch 2/2" in err
+    # our bars, numbered as Lightning numbers epochs ("Epoch 0/1", "Epoch 1/1"), each reaching 4/4 with the loss
+    # and the learning rate
+    assert "Epoch 0/1" in err and "Epoch 1/1" in err
     assert "4/4" in err and "loss=" in err and "lr=0.05" in err
     assert "val_loss=" in err  # the first val metric, as no monitor was given
     # nothing from Lightning's bar (its "Epoch 0:" bar, sanity-check and validation bars) on either stream
     for text in (err, out):
-        assert "Sanity Checking" not in text and "Validation" not in text and "Epoch 0" not in text
+        assert "Sanity Checking" not in text and "Validation" not in text and "Epoch 0:" not in text
     assert "it/s" not in out
 
 
 def test_a_user_given_lightning_bar_is_dropped_too(capfd):
     _, trainer, err, out = fit_with_bar(capfd, TQDMProgressBar(), enable_progress_bar=True, monitor="train_loss")
     assert not any(isinstance(cb, ProgressBar) for cb in trainer.callbacks)
-    assert "Epoch 0" not in out + err and "Epoch 2/2" in err
+    assert "Epoch 0:" not in out + err and "Epoch 1/1" in err
     assert "train_loss=" in err and "val_loss=" not in err
 
 
@@ -66,7 +67,7 @@ def test_plain_loop_and_silent_on_other_ranks():
         text = out.getvalue()
         if is_global_zero:
             assert callback.bars_drawn == 2
-            assert "Epoch 1:" in text and "Epoch 2:" in text and "5it" in text
+            assert "Epoch 0:" in text and "Epoch 1:" in text and "5it" in text  # no max_epochs: no total
             assert "loss=0.25" in text and "lr=0.01" in text and "val_acc=0.75" in text
         else:
             assert callback.bars_drawn == 0 and text == ""
