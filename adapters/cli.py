@@ -44,6 +44,7 @@ SUBCOMMANDS = ("fit", "validate", "test", "predict")
 _USAGE = """\
 usage: callbridge {fit,validate,test,predict} --config FILE [--section.key VALUE ...]
        callbridge inspect TARGET [--json] [--strict]
+       callbridge --version
 
 Run a LightningModule under a Lightning Trainer with callbacks of every style, or check a callback class.
 
@@ -104,6 +105,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args or args[0] in ("-h", "--help"):
         (sys.stdout if args else sys.stderr).write(_USAGE)
         return 0 if args else 2
+    if args[0] == "--version":
+        from callbridge import __version__
+
+        sys.stdout.write(f"callbridge {__version__}\n")
+        return 0
     command, rest = args[0], args[1:]
     if command == "inspect":
         return _inspect_main(rest)
