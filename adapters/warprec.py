@@ -722,9 +722,10 @@ def tune_sweep(
         train_fn: ``train_fn(config, lightning_callbacks)`` fits one trial.
         param_space: Ray Tune's search space.
         callbacks: WarpRec-style / Ray Tune callbacks.
-        tune_config, run_config: ``ray.tune.TuneConfig`` / ``ray.tune.RunConfig``; the callbacks are
-            appended to ``run_config.callbacks``.
-        metrics, save_checkpoints: what each trial reports after each validation.
+        tune_config: ``ray.tune.TuneConfig``.
+        run_config: ``ray.tune.RunConfig``; the callbacks are appended to ``run_config.callbacks``.
+        metrics: what each trial reports after each validation.
+        save_checkpoints: whether each trial also reports a checkpoint after each validation.
         resources: per-trial resources, e.g. ``{"cpu": 1}``.
 
     Example:
