@@ -11,8 +11,8 @@ JOB::
 
 Start events run in registration order, end events in reverse order, and a callback that raises
 becomes a warning (as Hydra does) unless the adapter is ``strict``. ``job_return`` is Hydra's own
-``JobReturn`` when hydra-core is installed. :class:`HydraMultirun` turns a loop of fits into one
-MULTIRUN; :func:`from_hydra_config` builds callbacks from ``_target_`` entries. See ``docs/hydra.md``.
+``JobReturn`` when hydra-core is installed. [`HydraMultirun`][HydraMultirun] turns a loop of fits into one
+MULTIRUN; [`from_hydra_config`][from_hydra_config] builds callbacks from ``_target_`` entries. See ``docs/hydra.md``.
 
 Importing this module does not import hydra; hydra-core is needed only for ``from_hydra_config``
 and for Hydra's own ``JobReturn`` type.
@@ -88,7 +88,7 @@ def looks_like(obj: Any) -> bool:
 
 
 def adapt(objs: Sequence[Any], **options: Any) -> list[Callback]:
-    """One :class:`HydraAdapter` running all Hydra-style ``objs`` (the style-module protocol)."""
+    """One [`HydraAdapter`][HydraAdapter] running all Hydra-style ``objs`` (the style-module protocol)."""
     return [HydraAdapter(objs, **options)]
 
 
@@ -199,7 +199,7 @@ class HydraAdapter(Callback):
         config_name: passed as ``config_name=`` to run/multirun hooks and kept in ``hydra.job.config_name``.
         job_name: ``hydra.job.name`` and ``JobReturn.task_name``; default: the script's file stem.
 
-    Example:
+    Examples:
         >>> import lightning as L
         >>> from hydra.experimental.callbacks import LogJobReturnCallback
         >>> from callbridge.adapters import to_lightning
@@ -389,7 +389,7 @@ def build_config(
 ) -> DictConfig:
     """The ``config`` handed to Hydra callbacks outside a Hydra app: the task config plus a ``hydra`` node.
 
-    Example:
+    Examples:
         >>> cfg = build_config({"lr": 0.1}, output_dir="/tmp/run", job_name="train")
         >>> cfg.lr, cfg.hydra.runtime.output_dir, cfg.hydra.output_subdir, cfg.hydra.job.num
         (0.1, '/tmp/run', '.hydra', 0)
@@ -482,11 +482,11 @@ def _script_name() -> str:
 class HydraMultirun:
     """A loop of fits as one Hydra MULTIRUN: ``on_multirun_start``, one job per entry point, ``on_multirun_end``.
 
-    Enter the ``with`` block to start the sweep; call :meth:`job` for each trainer to get its Lightning
+    Enter the ``with`` block to start the sweep; call [`job`][job] for each trainer to get its Lightning
     callbacks (the job number grows by one per finished entry point). ``on_multirun_end`` fires when
     the block exits normally; as in Hydra, not when it raises.
 
-    Example:
+    Examples:
         >>> import lightning as L
         >>> from hydra.experimental.callbacks import LogJobReturnCallback
         >>> from callbridge.adapters.hydra import HydraMultirun
@@ -584,14 +584,14 @@ def from_hydra_config(
     ``cfg`` is a YAML file path or a config holding ``hydra.callbacks.<name>: {_target_: ..., ...}`` (the
     shape Hydra reads), a ``callbacks`` node, a mapping ``name -> entry``, a list of entries, or one
     entry. Entries of any style are accepted (Hydra, Keras, unified, Lightning); ``options`` go to
-    :func:`~callbridge.adapters.to_lightning`. Inside a running Hydra app, entries that Hydra itself
+    [`to_lightning`][callbridge.adapters.lightning.to_lightning]. Inside a running Hydra app, entries that Hydra itself
     already instantiated from ``hydra.callbacks`` are left out, so they do not fire twice.
 
     Raises:
         ValueError: an entry without ``_target_``, with an unknown class or with wrong arguments; the
             message names the entry (``hydra.callbacks.my_callback``).
 
-    Example:
+    Examples:
         >>> from callbridge.adapters.hydra import from_hydra_config
         >>> cfg = {"hydra": {"callbacks": {"log": {"_target_": "hydra.experimental.callbacks.LogJobReturnCallback"}}}}
         >>> [type(cb).__name__ for cb in from_hydra_config(cfg)]

@@ -1,10 +1,10 @@
 """Keras-style callbacks under any engine that drives unified callbacks (a Lightning Trainer, through the bridge).
 
-:class:`KerasAdapter` is one unified :class:`~callbridge.callbacks.Callback` that runs every Keras-style callback
-of a :func:`~callbridge.adapters.to_lightning` call, with what ``keras.Model.fit`` would show them: ``set_model``
-and ``set_params`` first, the Keras hooks in Keras' order, one ``logs`` dict of Python floats per hook call shared
-by all of them, Lightning metric names mapped to Keras names, and a ``model`` proxy whose writes
-(``stop_training``, ``optimizer.learning_rate``, ``set_weights``) change the real run.
+[`KerasAdapter`][KerasAdapter] is one unified [`Callback`][callbridge.callbacks.base.Callback] that runs every
+Keras-style callback of a [`to_lightning`][callbridge.adapters.lightning.to_lightning] call, with what
+``keras.Model.fit`` would show them: ``set_model`` and ``set_params`` first, the Keras hooks in Keras' order, one
+``logs`` dict of Python floats per hook call shared by all of them, Lightning metric names mapped to Keras names, and a
+``model`` proxy whose writes (``stop_training``, ``optimizer.learning_rate``, ``set_weights``) change the real run.
 
 Keras itself is optional: duck-typed classes with Keras hook signatures run without it. Hook mapping, the model
 proxy and the known differences are in ``docs/keras.md``.
@@ -137,7 +137,7 @@ def looks_like(obj: Any) -> bool:
 
 
 def adapt(objs: Iterable[Any], **options: Any) -> list[Callback]:
-    """One :class:`KerasAdapter` for all Keras-style callbacks of a ``to_lightning`` call."""
+    """One [`KerasAdapter`][KerasAdapter] for all Keras-style callbacks of a ``to_lightning`` call."""
     return [KerasAdapter(list(objs), **options)]
 
 
@@ -355,7 +355,7 @@ class KerasModelProxy:
         return [t.detach().cpu().numpy().copy() for t in self._state().values()]
 
     def set_weights(self, weights: list[Any]) -> None:
-        """Load arrays returned by :meth:`get_weights`; under DDP the bridge broadcasts them from rank zero."""
+        """Load arrays returned by `get_weights`; under DDP the bridge broadcasts them from rank zero."""
         import torch
 
         state = self._state()
@@ -380,11 +380,11 @@ class KerasModelProxy:
         _write_state(self._module, filepath, overwrite)
 
     def save(self, filepath: str | os.PathLike[str], overwrite: bool = True, **_: Any) -> None:
-        """Same file as :meth:`save_weights`: there is no Keras model to serialise; see ``docs/keras.md``."""
+        """Same file as `save_weights`: there is no Keras model to serialise; see ``docs/keras.md``."""
         _write_state(self._module, filepath, overwrite)
 
     def load_weights(self, filepath: str | os.PathLike[str], **_: Any) -> None:
-        """Load a file written by :meth:`save_weights` / :meth:`save`."""
+        """Load a file written by `save_weights` / `save`."""
         from safetensors.torch import load_file
 
         state = load_file(os.fspath(filepath))
@@ -485,17 +485,19 @@ class _Entry:
 
 class KerasAdapter(Callback):
     """Runs Keras-style callbacks (``keras.callbacks.*``, a Keras ``CallbackList``, or duck-typed classes with Keras
-    hook signatures) as one unified callback. :func:`~callbridge.adapters.to_lightning` builds it for you.
+    hook signatures) as one unified callback. [`to_lightning`][callbridge.adapters.lightning.to_lightning] builds it for
+    you.
 
     Keras callbacks run on global rank zero only; the bridge broadcasts what they change (stop, learning rate,
-    weights). Their counters and best values are saved in the Lightning checkpoint (see :meth:`state_dict`).
+    weights). Their counters and best values are saved in the Lightning checkpoint (see [`state_dict`][state_dict]).
 
     Args:
         callbacks: the Keras-style callbacks, in the order Keras would call them.
-        key_map: ``{lightning_metric_name: keras_name}`` overriding :func:`default_key`; map a name to None to drop it.
+        key_map: ``{lightning_metric_name: keras_name}`` overriding [`default_key`][default_key]; map a name to None to
+            drop it.
         verbose: ``params["verbose"]`` (what ``model.fit(verbose=...)`` would pass; used by ``ProgbarLogger``).
 
-    Example:
+    Examples:
         >>> import lightning as L
         >>> from callbridge.adapters import to_lightning
         >>> class PrintLoss:  # duck-typed: Keras signatures, no Keras import
@@ -844,7 +846,7 @@ __all__ = ["OPTIONS", "STYLE", "KerasAdapter", "KerasModelProxy", "KerasProxyErr
 # -- what `callbridge inspect` reports ---------------------------------------------------------------
 def inspect_problems(cls: type) -> list[str]:
     """What will not work under Lightning for the Keras-style class ``cls``: a Keras callback that needs a
-    real Keras model (the same list :class:`KerasAdapter` rejects), and ``self.model.X`` uses that only
+    real Keras model (the same list [`KerasAdapter`][KerasAdapter] rejects), and ``self.model.X`` uses that only
     work when the LightningModule has ``X``."""
     problems = []
     for klass in cls.__mro__:

@@ -1,8 +1,8 @@
 """The bridge: the one place that reads Lightning's trainer state and drives unified callbacks.
 
-:func:`to_lightning` turns callbacks of any supported style into Lightning callbacks. All unified
+[`to_lightning`][to_lightning] turns callbacks of any supported style into Lightning callbacks. All unified
 callbacks (and the adapters of foreign styles, which are unified callbacks too) run behind one
-:class:`LightningBridge`, so Lightning pays for one callback however many you register, and a hook
+[`LightningBridge`][LightningBridge], so Lightning pays for one callback however many you register, and a hook
 that no callback implements costs one attribute test.
 
 The hook mapping is the table in ``docs/hooks.md``.
@@ -34,7 +34,7 @@ _SYNC_GROUPS: dict[str, tuple[str, ...]] = {
 
 
 class LightningContext(CallbackContext):
-    """A :class:`CallbackContext` whose metrics and stop flag come from a ``lightning.Trainer``."""
+    """A [`CallbackContext`][CallbackContext] whose metrics and stop flag come from a ``lightning.Trainer``."""
 
     def __init__(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         super().__init__(
@@ -74,9 +74,9 @@ class LightningContext(CallbackContext):
 
 
 class LightningBridge(pl.Callback):
-    """One Lightning callback that runs many unified callbacks; build it with :func:`to_lightning`.
+    """One Lightning callback that runs many unified callbacks; build it with [`to_lightning`][to_lightning].
 
-    Example:
+    Examples:
         >>> import lightning as L
         >>> from callbridge.adapters import to_lightning
         >>> from callbridge.callbacks import Callback
@@ -231,7 +231,7 @@ class LightningBridge(pl.Callback):
         self._sync(trainer, "epoch_start")
 
     def _epoch_end(self, trainer: pl.Trainer) -> None:
-        """Runs from :class:`_EpochEndRelay`, after the LightningModule's own ``on_train_epoch_end``."""
+        """Runs from `_EpochEndRelay`, after the LightningModule's own ``on_train_epoch_end``."""
         self._refresh(trainer)
         self._dispatch("on_epoch_end")
         self._dispatch("on_log")
@@ -462,7 +462,7 @@ class _EpochEndRelay(EarlyStopping):
 
 
 def _install_checkpoint_io(strategy: Any) -> None:
-    """Replaces Lightning's default ``TorchCheckpointIO`` with :class:`CallbridgeCheckpointIO` (atomic writes,
+    """Replaces Lightning's default ``TorchCheckpointIO`` with `CallbridgeCheckpointIO` (atomic writes,
     ``.safetensors`` save and load). Runs at setup, before ``fit(ckpt_path=...)`` loads anything; a
     user-chosen or strategy-specific plugin is left alone."""
     from callbridge.adapters.checkpoint_io import CallbridgeCheckpointIO
@@ -506,7 +506,7 @@ def to_lightning(callbacks: Any, **options: Any) -> list[pl.Callback]:
 
     Accepts one object or a list mixing unified callbacks, native Lightning callbacks (passed
     through unchanged) and callbacks of every installed foreign style. All unified and adapted
-    callbacks share one :class:`LightningBridge`, placed where the first of them was.
+    callbacks share one [`LightningBridge`][LightningBridge], placed where the first of them was.
 
     Args:
         callbacks: a callback, a ``CallbackList``, or a list of them.
@@ -517,7 +517,7 @@ def to_lightning(callbacks: Any, **options: Any) -> list[pl.Callback]:
             class instead of an instance, or an object matching several styles.
         ValueError: the same object registered twice.
 
-    Example:
+    Examples:
         >>> import lightning as L
         >>> from callbridge.adapters import to_lightning
         >>> from callbridge.callbacks import Callback

@@ -1,6 +1,6 @@
 """Which callback style an object is written in: real base classes first, then hook signatures.
 
-The styles are the records of :mod:`callbridge.adapters.registry`; this module only decides.
+The styles are the records of `callbridge.adapters.registry`; this module only decides.
 """
 
 from __future__ import annotations

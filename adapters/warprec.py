@@ -8,11 +8,11 @@ were a one-trial experiment (see ``docs/warprec.md`` for the table).
 
 Public helpers:
 
-* :func:`announce_data`: the one line a ``LightningDataModule`` calls on the raw data it read, to pass it
+* [`announce_data`][announce_data]: the one line a ``LightningDataModule`` calls on the raw data it read, to pass it
   through every WarpRec-style callback's ``on_data_reading`` (the return value replaces the data);
-* :func:`load_callback`: WarpRec's config entry ``{callback_path, callback_name, args, kwargs}``;
-* :func:`tune_sweep` / :func:`lightning_trainable`: the same callback object in a real Ray Tune sweep
-  (Ray's hooks on the driver, the WarpRec data and training hooks in the trials).
+* [`load_callback`][load_callback]: WarpRec's config entry ``{callback_path, callback_name, args, kwargs}``;
+* [`tune_sweep`][tune_sweep] / [`lightning_trainable`][lightning_trainable]: the same callback object in a real Ray Tune
+  sweep (Ray's hooks on the driver, the WarpRec data and training hooks in the trials).
 
 Detection: an object whose class derives from ``warprec.utils.callback.WarpRecCallback`` or from
 ``ray.tune.Callback`` (checked by class name and module, without importing either library), or one that
@@ -136,7 +136,7 @@ def looks_like(obj: Any) -> bool:
 
 
 def adapt(objs: Sequence[Any], **options: Any) -> list[Callback]:
-    """One :class:`WarpRecAdapter` per object, in registration order."""
+    """One [`WarpRecAdapter`][WarpRecAdapter] per object, in registration order."""
     return [WarpRecAdapter(obj, **options) for obj in objs]
 
 
@@ -161,7 +161,7 @@ class LightningTrial:
         last_result: the latest result reported to ``on_trial_result`` (``{}`` before the first).
         status: ``PENDING``, ``RUNNING``, ``TERMINATED`` or ``ERROR``, as in Ray.
         local_path: the trainer's log directory (or its ``default_root_dir``).
-        checkpoint: the latest :class:`LightningCheckpoint`, or None.
+        checkpoint: the latest `LightningCheckpoint`, or None.
         error: the exception that ended the trial, or None.
     """
 
@@ -214,7 +214,7 @@ class WarpRecAdapter(Callback):
             where Ray fires them on the driver.
         trial_id: the id of the trial the run is seen as (default: random).
 
-    Example:
+    Examples:
         >>> import lightning as L
         >>> from callbridge.adapters import to_lightning
         >>> class FilterShort:
@@ -508,7 +508,7 @@ def announce_data(owner: Any, data: Any) -> Any:
         TypeError: a callback's ``on_data_reading`` returned None (WarpRec replaces the data with the
             return value, so returning nothing is a bug).
 
-    Example:
+    Examples:
         >>> import lightning as L
         >>> class Ratings(L.LightningDataModule):
         ...     def setup(self, stage):
@@ -556,7 +556,7 @@ def load_callback(spec: Mapping[str, Any], *, base_dir: str | Path | None = None
         ValueError: a missing or unknown key, a path that is not a ``.py`` file, a class the file lacks.
         TypeError: the class is not WarpRec-style, or ``args``/``kwargs`` do not fit its constructor.
 
-    Example:
+    Examples:
         >>> import tempfile, pathlib
         >>> folder = pathlib.Path(tempfile.mkdtemp())
         >>> _ = (folder / "cb.py").write_text(
@@ -627,7 +627,8 @@ def load_callback(spec: Mapping[str, Any], *, base_dir: str | Path | None = None
 
 # -- Ray Tune sweep ------------------------------------------------------------------------------
 def _ship_by_value(callbacks: Iterable[Any]) -> None:
-    """Classes loaded from files by :func:`load_callback` are not importable in Ray workers: send them by value."""
+    """Classes loaded from files by [`load_callback`][load_callback] are not importable in Ray workers: send them by
+    value."""
     from callbridge.adapters.config import is_loaded_from_file
 
     wanted = {type(cb).__module__ for cb in callbacks if is_loaded_from_file(type(cb).__module__)}
@@ -714,7 +715,7 @@ def tune_sweep(
     The same ``callbacks`` serve both sides, with no hook fired twice: on the driver they are Ray Tune
     callbacks of ``tune.Tuner(..., run_config=RunConfig(callbacks=...))``, so Ray fires its real
     lifecycle hooks (``setup``, ``on_trial_result``, ``on_trial_save`` ...); in each trial they run
-    under the Lightning Trainer (see :func:`lightning_trainable`), which fires the WarpRec data and
+    under the Lightning Trainer (see [`lightning_trainable`][lightning_trainable]), which fires the WarpRec data and
     training hooks. Callbacks that do not derive from ``ray.tune.Callback`` get a forwarding wrapper
     on the driver.
 

@@ -36,7 +36,8 @@ class CallbackContext:
     them and may write ``should_stop`` and ``learning_rate``. Numbers that live on a device
     (``loss``, ``metrics``) are turned into Python floats only when a callback reads them.
 
-    Example, in a hand-written loop:
+    Examples:
+        In a hand-written loop:
         >>> import torch
         >>> from callbridge.callbacks import CallbackContext
         >>> model = torch.nn.Linear(2, 1)
@@ -79,8 +80,8 @@ class CallbackContext:
             validation cadence in epochs (``None`` when validation is step-based or absent).
         log_every_n_steps: how often ``on_log`` fires during training (0: only at epoch and evaluation end).
         global_rank, local_rank: the process's ranks (0 in a single process).
-        callbacks: the :class:`CallbackList` dispatching to this context (set by the list on its first
-            dispatch); :meth:`save_checkpoint` uses it for ``on_save`` and the callbacks' state.
+        callbacks: the [`CallbackList`][CallbackList] dispatching to this context (set by the list on its first
+            dispatch); [`save_checkpoint`][save_checkpoint] uses it for ``on_save`` and the callbacks' state.
     """
 
     def __init__(
@@ -223,7 +224,7 @@ class CallbackContext:
         """Saves the full training state to ``path`` (call it on every process; global rank zero writes).
 
         The format follows the extension: ``.safetensors`` (tensors in a safetensors file, structure as
-        JSON metadata, never pickled) or else :func:`torch.save`. The write is atomic. ``on_save`` fires
+        JSON metadata, never pickled) or else `torch.save`. The write is atomic. ``on_save`` fires
         first, with ``ctx.checkpoint`` the dict about to be written.
 
         This plain-loop version saves ``{"epoch", "global_step", "state_dict", "optimizer_states",
@@ -246,7 +247,7 @@ class CallbackContext:
             save_checkpoint_file(checkpoint, path)
 
     def load_checkpoint(self, path: str | os.PathLike[str]) -> dict[str, Any]:
-        """Restores what :meth:`save_checkpoint` wrote: model, optimizer, scheduler, ``epoch``, ``step``
+        """Restores what [`save_checkpoint`][save_checkpoint] wrote: model, optimizer, scheduler, ``epoch``, ``step``
         and the callbacks' state; then ``on_load`` fires. Returns the checkpoint dict.
 
         Loading never runs arbitrary pickle code: ``.safetensors`` files are not pickled at all and

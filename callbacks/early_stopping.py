@@ -62,7 +62,8 @@ class EarlyStoppingCallback(Callback):
     checkpoints, so an interrupted and resumed run stops at the same epoch and restores the same
     weights as an uninterrupted one.
 
-    Example, in a plain loop (under Lightning: ``L.Trainer(callbacks=to_lightning([early_stop]))``):
+    Examples:
+        In a plain loop (under Lightning: ``L.Trainer(callbacks=to_lightning([early_stop]))``):
         >>> from callbridge.callbacks import CallbackContext, CallbackList, EarlyStoppingCallback
         >>> early_stop = EarlyStoppingCallback(
         ...     monitor="eval_loss", patience=3, min_delta=0.001, mode="min", restore_best=True

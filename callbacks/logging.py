@@ -24,7 +24,7 @@ _CSV_HEADER = ("step", "epoch", "name", "value", "time")
 
 
 class LoggingBackend(str, enum.Enum):
-    """Where :class:`LoggingCallback` writes. Strings work too, case-insensitive: ``"mlflow"``."""
+    """Where [`LoggingCallback`][LoggingCallback] writes. Strings work too, case-insensitive: ``"mlflow"``."""
 
     CONSOLE = "console"
     TENSORBOARD = "tensorboard"
@@ -59,7 +59,7 @@ class LoggingCallback(Callback):
     Stores (all local by default, under ``save_dir``):
 
     - TensorBoard event files and ``metrics.csv`` in ``<save_dir>/<experiment_name>/<run>``, where
-      ``<run>`` is ``run_name`` or the next free ``version_<n>`` (see :attr:`run_dir`).
+      ``<run>`` is ``run_name`` or the next free ``version_<n>`` (see `run_dir`).
     - MLflow: ``sqlite:///<save_dir>/mlflow.db`` when ``tracking_uri`` is None; any other tracking URI
       (``http://host:5000``, ``file:...``, ``databricks``) selects that store or server.
     - W&B: project ``experiment_name`` under ``<save_dir>/wandb``, offline unless ``WANDB_MODE`` says otherwise.
@@ -68,20 +68,20 @@ class LoggingCallback(Callback):
     Only the loss and the metrics are read on the training thread (one device sync per log step);
     everything the stores do (opening the MLflow database, writing, W&B's service) runs on one
     background thread. Everything queued is written at train end, at stage end and when the run
-    raises: no value is lost. :attr:`blocked_seconds` is how long the training thread spent in
-    this callback, :attr:`logged` how many values each key received. Runs on global rank zero only.
+    raises: no value is lost. `blocked_seconds` is how long the training thread spent in
+    this callback, `logged` how many values each key received. Runs on global rank zero only.
     Its state (run directory, CSV row count, MLflow run id) is saved in checkpoints, so a resumed
     run continues the same TensorBoard/CSV run directory and MLflow run, without duplicate CSV rows.
 
     Args:
-        backends: :class:`LoggingBackend` members or their names, case-insensitive.
+        backends: `LoggingBackend` members or their names, case-insensitive.
         log_steps: log every this many optimizer steps.
         save_dir: root of the local stores.
         tracking_uri: MLflow tracking URI; None means the sqlite store under ``save_dir``.
         experiment_name: MLflow experiment, W&B project, and the folder of the run directories.
         run_name: MLflow/W&B run name and run directory name; None picks one.
 
-    Example:
+    Examples:
         >>> import lightning as L
         >>> from callbridge.adapters import to_lightning
         >>> from callbridge.callbacks import LoggingCallback
@@ -123,7 +123,7 @@ class LoggingCallback(Callback):
         self.run_name = run_name
         #: seconds the training thread spent inside this callback's hooks (final flushes included)
         self.blocked_seconds = 0.0
-        #: the part of :attr:`blocked_seconds` spent waiting for the stores at train/stage end or on error
+        #: the part of `blocked_seconds` spent waiting for the stores at train/stage end or on error
         self.flush_seconds = 0.0
         #: number of values logged per key (every backend receives all of them)
         self.logged: dict[str, int] = {}

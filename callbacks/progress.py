@@ -15,15 +15,16 @@ class ProgressCallback(Callback):
     The bar advances every ``refresh_rate`` batches (``0`` hides it) and shows the last batch's loss
     and the first param group's learning rate; at the end of the epoch it adds ``monitor`` (or, when
     no monitor is given, the first logged metric whose name starts with ``val``). It draws on global
-    rank zero only. Under Lightning (through :func:`callbridge.adapters.to_lightning`) it replaces
-    Lightning's own bar, whatever ``enable_progress_bar`` says: one bar renders, never two.
+    rank zero only. Under Lightning (through
+    [`callbridge.adapters.to_lightning`][callbridge.adapters.lightning.to_lightning]) it replaces Lightning's own bar,
+    whatever ``enable_progress_bar`` says: one bar renders, never two.
 
     Args:
         refresh_rate: update the bar every this many training batches; 0 disables the bar.
         monitor: metric shown at the end of each epoch (for example ``"val_loss"``).
         file: where the bar is drawn (default: ``sys.stderr``, as tqdm does).
 
-    Example:
+    Examples:
         >>> import lightning as L
         >>> from callbridge.adapters import to_lightning
         >>> from callbridge.callbacks import ProgressCallback
