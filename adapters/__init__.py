@@ -1,4 +1,4 @@
-"""Adapters: the Lightning bridge and one module per foreign callback style.
+"""Adapters: the Lightning bridge (``lightning/``), the style registry, and one package per foreign style.
 
 ``from callbridge.adapters import to_lightning`` is the entry point. Attributes load lazily, so
 importing this package never imports Keras, Hydra or Ray.

@@ -25,17 +25,18 @@ arguments or configuration, found before anything runs).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import traceback
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from callbridge.adapters.config import ConfigError, _EntryError, _import_target, build_objects, load_class_from_file
-from callbridge.adapters.lightning import LightningBridge, to_lightning
+from callbridge.adapters.config import ConfigError, build_objects, load_class_from_file, resolve_target
+from callbridge.adapters.lightning import UNIFIED_HOOK_MAP, LightningBridge, to_lightning
 from callbridge.adapters.registry import get_style, styles
 from callbridge.adapters.styles import describe, detect_style
 
@@ -122,8 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run_lightning_cli(args: list[str], from_sys_argv: bool = False) -> int:
     from lightning.pytorch.cli import LightningCLI
 
-    _extend_sys_path(args)
-    with warnings.catch_warnings():
+    with _importable(_config_dirs(args)), warnings.catch_warnings():
         # main(["fit", ...]) from Python passes args while sys.argv holds the caller's own arguments
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
         return _call_lightning_cli(LightningCLI, args, from_sys_argv)
@@ -162,7 +162,7 @@ def _find_config_error(error: BaseException) -> ConfigError | None:
     return None
 
 
-def _extend_sys_path(args: list[str]) -> None:
+def _config_dirs(args: list[str]) -> list[Path]:
     """Class paths resolve against the working directory and each config file's directory."""
     dirs = [Path.cwd()]
     for index, arg in enumerate(args):
@@ -173,37 +173,24 @@ def _extend_sys_path(args: list[str]) -> None:
             value = arg.split("=", 1)[1]
         if value and Path(value).is_file():
             dirs.append(Path(value).resolve().parent)
-    for directory in reversed(dirs):
-        if str(directory) not in sys.path:
-            sys.path.insert(0, str(directory))
+    return dirs
+
+
+@contextlib.contextmanager
+def _importable(dirs: Sequence[Path]) -> Iterator[None]:
+    """``dirs`` on ``sys.path`` for the duration of the command; afterwards ``sys.path`` is as it was (modules
+    imported meanwhile stay imported)."""
+    added = [str(d) for d in dict.fromkeys(dirs) if str(d) not in sys.path]
+    sys.path[:0] = added
+    try:
+        yield
+    finally:
+        for entry in added:
+            if entry in sys.path:
+                sys.path.remove(entry)
 
 
 # -- callbridge inspect --------------------------------------------------------------------------
-#: Where each unified hook runs from (see docs/hooks.md).
-UNIFIED_TO_LIGHTNING: dict[str, str] = {
-    "on_init_end": "setup (once per trainer)",
-    "on_load": "on_load_checkpoint",
-    "on_stage_begin": "on_fit_start / on_validation_start / on_test_start / on_predict_start (entry point begins)",
-    "on_train_begin": "on_train_start",
-    "on_epoch_begin": "on_train_epoch_start",
-    "on_step_begin": "on_train_batch_start",
-    "on_step_end": "on_train_batch_end",
-    "on_log": "on_train_batch_end (every log_every_n_steps), on_validation_end, on_train_epoch_end",
-    "on_evaluate_begin": "on_validation_start / on_test_start (not during sanity checking)",
-    "on_evaluate_batch_begin": "on_validation_batch_start / on_test_batch_start",
-    "on_evaluate_batch_end": "on_validation_batch_end / on_test_batch_end",
-    "on_evaluate": "on_validation_end / on_test_end",
-    "on_epoch_end": "on_train_epoch_end (after that epoch's validation)",
-    "on_save": "on_save_checkpoint",
-    "on_train_end": "on_train_end",
-    "on_predict_begin": "on_predict_start",
-    "on_predict_batch_begin": "on_predict_batch_start",
-    "on_predict_batch_end": "on_predict_batch_end",
-    "on_predict_end": "on_predict_end",
-    "on_stage_end": "on_fit_end / on_validation_end / on_test_end / on_predict_end (success only)",
-    "on_exception": "on_exception",
-}
-
 #: Lightning's packages: a hook defined on their ``Callback`` is the default, not an override.
 _LIGHTNING_PACKAGES = ("lightning", "pytorch_lightning")
 
@@ -217,10 +204,11 @@ def _library_bases() -> tuple[set[str], set[str]]:
     return packages, bases
 
 
-def inspect_class(cls: type) -> dict[str, Any]:
+def inspect_class(cls: type, *, target: str | None = None) -> dict[str, Any]:
     """What ``callbridge inspect`` reports about a callback class, as a dict.
 
-    Keys: ``target`` (``module.Class``), ``style``, ``hooks`` (``[{"hook", "lightning"}]``, the hooks the
+    Keys: ``target`` (``target`` when given, else ``module.Class``, or ``path/file.py:Class`` for a class loaded
+    from a file), ``style``, ``hooks`` (``[{"hook", "lightning"}]``, the hooks the
     class overrides and the Lightning hook each runs from) and ``problems`` (what will not work under Lightning).
     Each registered style provides ``hook_map`` (hook -> Lightning hook) and may provide
     ``inspect_problems(cls)`` (see `callbridge.adapters.registry`).
@@ -237,7 +225,7 @@ def inspect_class(cls: type) -> dict[str, Any]:
     style = detect_style(obj)
     problems: list[str] = []
     if style == "callbridge":
-        hooks = [(hook, UNIFIED_TO_LIGHTNING.get(hook, "?")) for hook in _unified_hooks(obj)]
+        hooks = [(hook, UNIFIED_HOOK_MAP.get(hook, "?")) for hook in _unified_hooks(obj)]
     elif style == "lightning":
         hooks = [(hook, hook) for hook in _overridden(cls, _lightning_hook_names())]
     else:
@@ -245,15 +233,15 @@ def inspect_class(cls: type) -> dict[str, Any]:
         hooks = [(hook, record.hook_map[hook]) for hook in _overridden(cls, record.hook_map)]
         if record.inspect_problems is not None:
             problems += list(record.inspect_problems(cls))
-    for hook, target in hooks:
-        if target.startswith("-"):
-            problems.append(f"{hook} has no Lightning counterpart in a single run: {target.lstrip('- ')}")
+    for hook, where in hooks:
+        if where.startswith("-"):
+            problems.append(f"{hook} has no Lightning counterpart in a single run: {where.lstrip('- ')}")
     if not hooks:
         problems.append("it overrides no hook: it will never be called")
     return {
-        "target": describe(cls),
+        "target": target or describe(cls),
         "style": style,
-        "hooks": [{"hook": hook, "lightning": target} for hook, target in hooks],
+        "hooks": [{"hook": hook, "lightning": where} for hook, where in hooks],
         "problems": problems,
     }
 
@@ -304,10 +292,7 @@ def load_target(target: str) -> type:
         return load_class_from_file(path, name)
     if ":" in target:  # module:Class
         target = target.replace(":", ".")
-    try:
-        obj = _import_target(target, "target")
-    except _EntryError as error:
-        raise ImportError(str(error)) from None
+    obj = resolve_target(target, "target")
     if not isinstance(obj, type):
         raise TypeError(f"{target!r} is a {type(obj).__name__}, not a class")
     return obj
@@ -328,9 +313,10 @@ def _inspect_main(args: list[str]) -> int:
         options = parser.parse_args(args)
     except SystemExit as stop:
         return stop.code if isinstance(stop.code, int) else 2
-    sys.path.insert(0, os.getcwd())
     try:
-        report = inspect_class(load_target(options.target))
+        with _importable([Path.cwd()]):
+            from_file = options.target.split(":", 1)[0].endswith(".py")
+            report = inspect_class(load_target(options.target), target=options.target if from_file else None)
     except (ImportError, FileNotFoundError, ValueError, AttributeError, TypeError) as error:
         sys.stderr.write(f"callbridge inspect: error: {error}\n")
         return 1

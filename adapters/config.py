@@ -51,10 +51,18 @@ def _formats_table() -> tuple[dict[str, tuple[str, ...]], dict[str, set[str]]]:
 
 
 _SHORT_NAME_MODULES = ("lightning.pytorch.callbacks", "callbridge.callbacks")
-_EXPECTED = (
-    "one of `_target_` (Hydra), `class_path` + `init_args` (LightningCLI), "
-    "`callback_path` + `callback_name` (WarpRec), or an already-built callback object"
-)
+
+
+def _expected() -> str:
+    """The entry formats a config accepts, for messages (the styles' own formats come from the registry)."""
+    own = [
+        f"{' + '.join(f'`{key}`' for key in style.config_keys)} ({style.name})"
+        for style in styles()
+        if style.config_keys
+    ]
+    return ", ".join(["one of `_target_` (Hydra)", "`class_path` + `init_args` (LightningCLI)", *own]) + (
+        ", or an already-built callback object"
+    )
 
 
 class ConfigError(ValueError):
@@ -175,6 +183,7 @@ def _import_file(file: Path) -> ModuleType:
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot import {file}")
     module = importlib.util.module_from_spec(spec)
+    module.__callbridge_source__ = str(file)  # messages name the file, not this module name (styles.describe)
     sys.modules[module_name] = module  # dataclasses and pickling look the module up while it executes
     try:
         spec.loader.exec_module(module)
@@ -232,7 +241,7 @@ def _build(entry: Any, base: Path) -> Any:
     formats = _formats(entry)
     table, allowed = _formats_table()
     if not formats:
-        raise _EntryError(f"no target: the keys {sorted(map(str, entry))} name no class; expected {_EXPECTED}")
+        raise _EntryError(f"no target: the keys {sorted(map(str, entry))} name no class; expected {_expected()}")
     if len(formats) > 1:
         keys = [key for name in formats for key in table[name] if key in entry]
         raise _EntryError(
@@ -325,6 +334,19 @@ def _plain_instance(cls: type, label: str, args: list[Any], kwargs: dict[str, An
 
 
 def _import_target(path: str, key: str) -> Any:
+    try:
+        return resolve_target(path, key)
+    except ImportError as error:
+        raise _EntryError(str(error)) from None
+
+
+def resolve_target(path: str, key: str = "target") -> Any:
+    """The object a dotted path names (``pkg.mod.Class``; a bare ``Class`` is looked up in
+    ``lightning.pytorch.callbacks`` and ``callbridge.callbacks``).
+
+    Raises:
+        ImportError: nothing of that name can be imported; the message names ``key`` and every cause.
+    """
     module_name, _, attr = path.rpartition(".")
     candidates = [module_name] if module_name else list(_SHORT_NAME_MODULES)
     errors = []
@@ -337,7 +359,7 @@ def _import_target(path: str, key: str) -> Any:
         if hasattr(module, attr):
             return getattr(module, attr)
         errors.append(f"module {candidate!r} has no attribute {attr!r}")
-    raise _EntryError(f"unknown class: {key} {path!r} cannot be imported ({'; '.join(errors)})")
+    raise ImportError(f"unknown class: {key} {path!r} cannot be imported ({'; '.join(errors)})")
 
 
 def _dotted(cls: type) -> str:

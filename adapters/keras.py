@@ -286,6 +286,8 @@ class _OptimizerProxy:
         return type(self._adapter._ctx_now().optimizer).__name__
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # private names (pickle's probes, an unset _adapter) are never forwarded
+            raise AttributeError(name)
         optimizer = self._adapter._ctx_now().optimizer
         if not name.startswith("_") and hasattr(optimizer, name):
             return getattr(optimizer, name)
@@ -393,6 +395,8 @@ class KerasModelProxy:
 
     # -- everything else -------------------------------------------------------------------------------
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("_adapter", "_attrs", "_optimizer"):
+            raise AttributeError(name)  # pickle's probes and the proxy's own slots before they are set: not forwarded
         attrs = self.__dict__.get("_attrs", {})
         if name in attrs:
             return attrs[name]
@@ -587,6 +591,13 @@ class KerasAdapter(Callback):
         if self._any("on_predict_end"):
             needed.add("on_predict_end")
         return frozenset(needed)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable (``ddp_spawn`` ships callbacks to workers): the run's context is not kept."""
+        state = self.__dict__.copy()
+        state["_ctx"] = None
+        state["_current"] = None
+        return state
 
     def implemented_hooks(self) -> frozenset[str]:
         return self._hooks

@@ -171,3 +171,75 @@ def style_names() -> list[str]:
 def all_options() -> Sequence[str]:
     """Every ``to_lightning`` option any registered style accepts."""
     return sorted({option for style in styles() for option in style.options})
+
+
+# -- the docs' mapping tables ----------------------------------------------------------------------
+#: Markers around the generated table in a style's docs page.
+DOCS_BEGIN = "<!-- hook-map: {name} (generated from the style registry; python -m callbridge.adapters.registry) -->"
+DOCS_END = "<!-- /hook-map -->"
+
+
+def hook_map_table(style: Style) -> str:
+    """The Markdown table of ``style.hook_map``, as its docs page shows it between `DOCS_BEGIN`/`DOCS_END`.
+
+    Examples:
+        >>> toy = Style("toy", "t", lambda o: False, lambda o: False, lambda objs: [], {"tick": "on_train_epoch_end"})
+        >>> print(hook_map_table(toy))
+        | toy hook | runs from (Lightning) |
+        |---|---|
+        | `tick` | on_train_epoch_end |
+    """
+    rows = [f"| {style.name} hook | runs from (Lightning) |", "|---|---|"]
+    for hook, where in style.hook_map.items():
+        text = (where[1:].strip() if where.startswith("-") else where).replace("|", "\\|")
+        rows.append(f"| `{hook}` | {text} |")
+    return "\n".join(rows)
+
+
+def docs_block(style: Style) -> str:
+    """The generated block (markers included) for ``style``'s docs page; blank lines around the table, since
+    Markdown ends an HTML comment block only at a blank line."""
+    return f"{DOCS_BEGIN.format(name=style.name)}\n\n{hook_map_table(style)}\n\n{DOCS_END}"
+
+
+def find_docs_block(page: str, name: str) -> tuple[int, int] | None:
+    """``(start, end)`` of the generated block of style ``name`` in a page's text, or None."""
+    start = page.find(DOCS_BEGIN.format(name=name))
+    if start < 0:
+        return None
+    end = page.find(DOCS_END, start)
+    return None if end < 0 else (start, end + len(DOCS_END))
+
+
+def write_docs_tables(docs_dir: str | Path) -> list[Path]:
+    """Rewrites the generated block in each registered style's docs page; returns the pages changed.
+
+    Raises:
+        ValueError: a page has no block yet (add the two marker lines where the table belongs).
+    """
+    changed = []
+    for style in styles():
+        if style.docs_page is None:
+            continue
+        path = Path(docs_dir) / style.docs_page
+        page = path.read_text()
+        span = find_docs_block(page, style.name)
+        if span is None:
+            raise ValueError(
+                f"{path}: no generated hook-map block; add {DOCS_BEGIN.format(name=style.name)!r} "
+                f"and {DOCS_END!r} on lines of their own where the table belongs"
+            )
+        updated = page[: span[0]] + docs_block(style) + page[span[1] :]
+        if updated != page:
+            path.write_text(updated)
+            changed.append(path)
+    return changed
+
+
+if __name__ == "__main__":  # python -m callbridge.adapters.registry [DOCS_DIR]: regenerate the docs' tables
+    import sys
+
+    from callbridge.adapters import registry  # the module the styles register with, not this __main__ copy
+
+    for changed_page in registry.write_docs_tables(sys.argv[1] if len(sys.argv) > 1 else "docs"):
+        print(f"updated {changed_page}")

@@ -5,6 +5,7 @@ The styles are the records of `callbridge.adapters.registry`; this module only d
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -23,8 +24,12 @@ def foreign_styles() -> list[Style]:
 
 
 def describe(obj: Any) -> str:
-    """``module.Class`` of an object, for messages."""
+    """``module.Class`` of an object (or class), for messages; ``path/file.py:Class`` for a class that
+    [`load_class_from_file`][callbridge.adapters.config.load_class_from_file] loaded from a file."""
     cls = obj if isinstance(obj, type) else type(obj)
+    source = getattr(sys.modules.get(cls.__module__), "__callbridge_source__", None)
+    if source is not None:
+        return f"{source}:{cls.__qualname__}"
     return f"{cls.__module__}.{cls.__qualname__}"
 
 

@@ -9,9 +9,10 @@ Nothing here imports Lightning: the same callbacks run under a Lightning Trainer
 from callbridge.callbacks.base import HOOKS, Callback
 from callbridge.callbacks.callback_list import CallbackList
 from callbridge.callbacks.checkpoint import CheckpointCallback
-from callbridge.callbacks.context import CallbackContext
+from callbridge.callbacks.context import CallbackContext, EngineRequests
 from callbridge.callbacks.early_stopping import EarlyStoppingCallback
 from callbridge.callbacks.logging import LoggingBackend, LoggingCallback
+from callbridge.callbacks.monitor import MonitorError
 from callbridge.callbacks.progress import ProgressCallback
 
 __all__ = [
@@ -21,7 +22,9 @@ __all__ = [
     "CallbackList",
     "CheckpointCallback",
     "EarlyStoppingCallback",
+    "EngineRequests",
     "LoggingBackend",
     "LoggingCallback",
+    "MonitorError",
     "ProgressCallback",
 ]

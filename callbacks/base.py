@@ -61,12 +61,17 @@ class Callback:
         observes_only: True promises the callback never changes the run (no ``should_stop``,
             ``learning_rate`` or weight writes). A multi-device engine then needs no agreement between
             ranks after its hooks: loggers and progress bars add no collective per step under DDP.
+        writes_weights: True says the callback may replace the model's weights (restore a snapshot). Under a
+            strategy that shards the weights (FSDP, DeepSpeed, model parallel) such a callback must run on
+            every rank and go through ``ctx.model_state()``/``ctx.load_model_state()``; an engine refuses a
+            rank-zero-only one before training starts.
     """
 
     priority: ClassVar[int] = 100
     rank_zero_only: ClassVar[bool] = False
     replaces_progress_bar: ClassVar[bool] = False
     observes_only: ClassVar[bool] = False
+    writes_weights: bool = False
 
     # -- lifecycle ---------------------------------------------------------------------------
     def on_init_end(self, ctx: CallbackContext) -> None:

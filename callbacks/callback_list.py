@@ -128,19 +128,23 @@ class CallbackList:
             keys.append(key if count == 0 else f"{key}[{count}]")
         return keys
 
-    # The named hooks, so that a loop reads like the Keras and seed examples.
-    def __getattr__(self, name: str) -> Any:
-        if name in HOOKS:
-            listeners = self.__dict__["_listeners"][name]
-
-            def call(ctx: CallbackContext) -> None:
-                if ctx.callbacks is None:
-                    ctx.callbacks = self
-                for callback in listeners:
-                    getattr(callback, name)(ctx)
-
-            return call
+    def __getattr__(self, name: str) -> Any:  # only reached for names the class does not define
         raise AttributeError(f"{type(self).__name__} has no attribute {name!r}; hooks are: {', '.join(HOOKS)}")
 
     def __repr__(self) -> str:
         return f"CallbackList({self._callbacks!r})"
+
+
+def _hook_method(hook: str) -> Any:
+    def call(self: CallbackList, ctx: CallbackContext) -> None:
+        self.dispatch(hook, ctx)
+
+    call.__name__ = call.__qualname__ = hook
+    call.__doc__ = f"``dispatch({hook!r}, ctx)``: call ``{hook}`` on every callback that implements it."
+    return call
+
+
+# The named hooks, so that a loop reads like the Keras and seed examples: ``callbacks.on_epoch_end(ctx)``.
+for _hook in HOOKS:
+    setattr(CallbackList, _hook, _hook_method(_hook))
+del _hook

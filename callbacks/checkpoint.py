@@ -11,7 +11,7 @@ from typing import Any
 
 from callbridge.callbacks.base import Callback
 from callbridge.callbacks.context import CallbackContext
-from callbridge.callbacks.early_stopping import find_monitor, missing_monitor_message
+from callbridge.callbacks.monitor import MonitorError, find_monitor, missing_monitor_message
 from callbridge.callbacks.serialization import FORMATS, atomic_path
 
 _STRATEGIES = ("epoch", "step")
@@ -30,8 +30,8 @@ class CheckpointCallback(Callback):
     Retention (``save_total_limit=K``): with a ``monitor``, the K best checkpoints by ``mode`` are kept
     and the worst is deleted (a new checkpoint worse than all K kept ones is not written at all); without
     a monitor, the newest K are kept. ``last`` is never counted or deleted. ``monitor`` matches keys as
-    [`EarlyStoppingCallback`][EarlyStoppingCallback] does (exact key, else the ``eval_`` <-> ``val_`` alias); a missing
-    key raises a ``KeyError`` listing the keys that were logged.
+    [`EarlyStoppingCallback`][EarlyStoppingCallback] does (exact key, else the ``eval_`` <-> ``val_`` alias); a key
+    still missing once an evaluation ran raises a `MonitorError` (a ``KeyError``) listing the keys that were logged.
 
     A safetensors checkpoint holds every tensor of the training state, its structure as JSON metadata:
     ``trainer.fit(ckpt_path="....safetensors")`` resumes from it under Lightning (the bridge installs
@@ -86,6 +86,15 @@ class CheckpointCallback(Callback):
             raise ValueError(f"{name}: save_dir must be a folder path, got {save_dir!r}")
         if strategy not in _STRATEGIES:
             raise ValueError(f"{name}: strategy must be one of {_STRATEGIES}, got {strategy!r}")
+        if not isinstance(save_dir, (str, os.PathLike)):
+            raise TypeError(
+                f"{name}: save_dir must be a folder path (str or os.PathLike), got {type(save_dir).__name__}"
+            )
+        if monitor is not None and not isinstance(monitor, str):
+            raise TypeError(f"{name}: monitor must be None or a metric name (str), got {type(monitor).__name__}")
+        for option, value in (("save_steps", save_steps), ("save_total_limit", save_total_limit)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise TypeError(f"{name}: {option} must be None or an int, got {type(value).__name__}")
         if strategy == "step":
             if isinstance(save_steps, bool) or not isinstance(save_steps, int) or save_steps < 1:
                 raise ValueError(f"{name}: strategy='step' needs save_steps, an int >= 1; got {save_steps!r}")
@@ -190,7 +199,7 @@ class CheckpointCallback(Callback):
             found = find_monitor(self.monitor, ctx.metrics)
             if found is None:
                 if self._evaluated:
-                    raise KeyError(missing_monitor_message(type(self).__name__, self.monitor, ctx.metrics))
+                    raise MonitorError(type(self).__name__, self.monitor, ctx.metrics)
                 write = False  # no evaluation yet (check_val_every_n_epoch, or a step before the first one)
                 if not self._warned_missing:
                     self._warned_missing = True

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from callbridge.callbacks.serialization import load_checkpoint_file, save_checkpoint_file
@@ -27,6 +28,32 @@ def as_float(value: Any) -> float | None:
         return float(value)
     except (TypeError, ValueError):
         return None
+
+
+@dataclass(frozen=True)
+class EngineRequests:
+    """What the callbacks asked of the engine, as [`CallbackContext.take_requests`][CallbackContext.take_requests]
+    returns it.
+
+    Attributes:
+        stop: a callback set ``should_stop`` (it stays requested until the engine sets ``should_stop = False``).
+        learning_rate: a callback assigned ``learning_rate`` since the engine last took the requests.
+        weights: a callback called ``mark_weights_changed()`` since the engine last took the requests.
+
+    Examples:
+        >>> EngineRequests(stop=True)
+        EngineRequests(stop=True, learning_rate=False, weights=False)
+    """
+
+    stop: bool = False
+    learning_rate: bool = False
+    weights: bool = False
+
+    def __bool__(self) -> bool:
+        return self.stop or self.learning_rate or self.weights
+
+
+_NO_REQUESTS = EngineRequests()
 
 
 class CallbackContext:
@@ -80,8 +107,23 @@ class CallbackContext:
             validation cadence in epochs (``None`` when validation is step-based or absent).
         log_every_n_steps: how often ``on_log`` fires during training (0: only at epoch and evaluation end).
         global_rank, local_rank: the process's ranks (0 in a single process).
+        weights_sharded: the model's weights are sharded across processes (FSDP, DeepSpeed, model
+            parallel): [`model_state`][model_state] and [`load_model_state`][load_model_state] are then collectives that
+            every process calls, and a weight change on one process alone cannot be broadcast.
         callbacks: the [`CallbackList`][CallbackList] dispatching to this context (set by the list on its first
             dispatch); [`save_checkpoint`][save_checkpoint] uses it for ``on_save`` and the callbacks' state.
+
+    Engine protocol: an engine (the Lightning bridge, a hand-written loop, another trainer) keeps the
+    fields above current, and uses these public methods, and nothing else, to exchange the rest:
+
+    - ``metrics_source``: optional callable returning the engine's live metrics (raw tensors or numbers);
+      merged into [`metrics`][metrics] when they are next read.
+    - [`update_metrics`][update_metrics] / the ``metrics`` setter: hand over new values.
+    - [`invalidate_metrics`][invalidate_metrics]: the run moved on (a new batch or epoch): convert again at the next
+      read.
+    - [`clear_metrics`][clear_metrics]: forget every value (a new entry point: ``validate`` after ``fit``, say).
+    - [`take_requests`][take_requests]: what the callbacks asked for (stop, learning rate, weights), so the engine
+      can apply it (and agree on it across processes).
     """
 
     def __init__(
@@ -95,6 +137,7 @@ class CallbackContext:
         total_steps: int | None = None,
         world_size: int = 1,
         is_global_zero: bool = True,
+        metrics_source: Callable[[], Mapping[str, Any]] | None = None,
     ) -> None:
         self.model = model
         self.optimizer = optimizer
@@ -120,7 +163,7 @@ class CallbackContext:
         self._loss: float | None = None
         self._loss_ready = True
         self._raw_metrics: dict[str, Any] = {}
-        self._metrics: dict[str, float] | None = {}
+        self._metrics: dict[str, float] | None = None  # None: convert (and read metrics_source) at next read
         self._lr_changed = False
         self._weights_changed = False
         self.callbacks: Any = None
@@ -136,6 +179,8 @@ class CallbackContext:
         self.log_every_n_steps = 0
         self.global_rank = 0
         self.local_rank = 0
+        self.weights_sharded = False
+        self.metrics_source = metrics_source
 
     # -- loss ----------------------------------------------------------------------------------
     @property
@@ -156,7 +201,8 @@ class CallbackContext:
     def metrics(self) -> dict[str, float]:
         """Everything logged so far in this run, as ``{name: float}``; later values replace earlier ones."""
         if self._metrics is None:
-            self._pull_metrics()
+            if self.metrics_source is not None:
+                self._raw_metrics.update(self.metrics_source())
             converted = {}
             for key, value in self._raw_metrics.items():
                 number = as_float(value)
@@ -175,8 +221,33 @@ class CallbackContext:
         self._raw_metrics.update(values)
         self._metrics = None
 
-    def _pull_metrics(self) -> None:
-        """Engines that keep metrics elsewhere override this to merge them in before conversion."""
+    def invalidate_metrics(self) -> None:
+        """Engine protocol: values may have changed; [`metrics`][metrics] is rebuilt (and ``metrics_source`` read
+        again) at its next read. Cheap: nothing is converted until a callback reads."""
+        self._metrics = None
+
+    def clear_metrics(self) -> None:
+        """Engine protocol: forget every metric (a new entry point starts: it sees only its own values)."""
+        self._raw_metrics = {}
+        self._metrics = None
+
+    def take_requests(self) -> EngineRequests:
+        """Engine protocol: what the callbacks asked for since the last call.
+
+        ``learning_rate`` and ``weights`` are cleared by this call (the engine applies them once);
+        ``stop`` stays set, as ``should_stop`` does, until the engine sets ``should_stop = False``.
+
+        Examples:
+            >>> ctx = CallbackContext()
+            >>> ctx.mark_weights_changed()
+            >>> ctx.take_requests().weights, ctx.take_requests().weights
+            (True, False)
+        """
+        if not (self._should_stop or self._lr_changed or self._weights_changed):
+            return _NO_REQUESTS  # the common case, at every sync point: no allocation
+        requests = EngineRequests(self._should_stop, self._lr_changed, self._weights_changed)
+        self._lr_changed = self._weights_changed = False
+        return requests
 
     # -- writes --------------------------------------------------------------------------------
     @property
@@ -212,6 +283,20 @@ class CallbackContext:
         self._weights_changed = True
 
     # -- engine services -----------------------------------------------------------------------
+    def model_state(self, *, offload: bool = False, into: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A copy of the model's weights, right for whole and sharded models alike (see
+        `callbridge.callbacks.weights.snapshot_weights`; with sharded weights every process calls it
+        and keeps its own shard). ``offload`` keeps the copy in host memory; ``into`` reuses an earlier copy."""
+        from callbridge.callbacks.weights import snapshot_weights
+
+        return snapshot_weights(self.model, sharded=self.weights_sharded, offload=offload, into=into)
+
+    def load_model_state(self, state: Mapping[str, Any]) -> None:
+        """Loads a [`model_state`][model_state] copy back into the model (every process, with sharded weights)."""
+        from callbridge.callbacks.weights import restore_weights
+
+        restore_weights(self.model, state, sharded=self.weights_sharded)
+
     def broadcast(self, value: Any, src: int = 0) -> Any:
         """``value`` as process ``src`` has it, on every process (a small picklable object).
 

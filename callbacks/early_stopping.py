@@ -8,34 +8,10 @@ from typing import Any
 
 from callbridge.callbacks.base import Callback
 from callbridge.callbacks.context import CallbackContext
+from callbridge.callbacks.monitor import MonitorError, find_monitor, missing_monitor_message
 
 _MODES = ("min", "max")
 _CHECK_ON = ("auto", "evaluate", "epoch_end")
-# Prefix aliases tried when the exact monitor key was not logged: the seed says ``eval_loss``,
-# Lightning users log ``val_loss``.
-_ALIASES = (("eval_", "val_"), ("val_", "eval_"))
-
-
-def monitor_candidates(monitor: str) -> tuple[str, ...]:
-    """The keys that satisfy ``monitor``: the exact key first, then its ``eval_`` <-> ``val_`` alias."""
-    for prefix, other in _ALIASES:
-        if monitor.startswith(prefix):
-            return (monitor, other + monitor[len(prefix) :])
-    return (monitor,)
-
-
-def find_monitor(monitor: str, metrics: dict[str, float]) -> tuple[str, float] | None:
-    """``(key, value)`` of the first candidate key of ``monitor`` present in ``metrics``, else None."""
-    for key in monitor_candidates(monitor):
-        if key in metrics:
-            return key, metrics[key]
-    return None
-
-
-def missing_monitor_message(owner: str, monitor: str, metrics: dict[str, float]) -> str:
-    tried = " or ".join(repr(k) for k in monitor_candidates(monitor))
-    logged = ", ".join(sorted(metrics)) or "none"
-    return f"{owner}: monitor {monitor!r} was never logged (looked for {tried}); keys logged: {logged}"
 
 
 class EarlyStoppingCallback(Callback):
@@ -49,8 +25,8 @@ class EarlyStoppingCallback(Callback):
 
     The monitor name matches the exact logged key; if that key is absent, ``eval_X`` also matches a
     logged ``val_X`` and vice versa, so the seed's ``monitor="eval_loss"`` works with Lightning's
-    ``val_loss``. A monitor that is never logged raises a ``KeyError`` listing the keys that were
-    (``strict=False``: a warning, and the callback does nothing).
+    ``val_loss``. A monitor that is never logged raises a `MonitorError` (a
+    ``KeyError``) listing the keys that were (``strict=False``: a warning, and the callback does nothing).
 
     ``restore_best=True`` keeps a snapshot of the best weights and loads it into the model at train end
     (on every process; all processes take the same decisions because under several processes the
@@ -83,12 +59,15 @@ class EarlyStoppingCallback(Callback):
         min_delta: an improvement must exceed this (``>= 0``).
         mode: ``"min"`` (lower is better) or ``"max"``.
         restore_best: load the best weights back into the model at train end.
-        strict: raise (True) or warn (False) when the monitor is never logged.
+        strict: raise (True) or warn once (False) when the monitor is never logged (callbridge's one meaning
+            of ``strict``: a problem that can be tolerated is an error, not a warning).
         check_on: ``"auto"``, ``"evaluate"`` (validation end inside fit) or ``"epoch_end"``.
         check_finite: stop as soon as the monitored value is NaN or infinite.
         snapshot_in_checkpoint: also save the best-weights snapshot in checkpoints (doubles the
             model's share of the checkpoint); without it a resumed run restores only improvements
-            made after the resume.
+            made after the resume. Sharded snapshots (FSDP and the like) are never written into checkpoints.
+        offload_snapshot: keep the best-weights snapshot in host memory instead of on the model's device
+            (saves device memory for large models; each snapshot then costs a device-to-host copy).
         verbose: print a line when training is stopped.
     """
 
@@ -104,14 +83,21 @@ class EarlyStoppingCallback(Callback):
         check_on: str = "auto",
         check_finite: bool = True,
         snapshot_in_checkpoint: bool = True,
+        offload_snapshot: bool = False,
         verbose: bool = False,
     ) -> None:
         name = type(self).__name__
-        if not isinstance(monitor, str) or not monitor:
+        if not isinstance(monitor, str):
+            raise TypeError(f"{name}: monitor must be a metric name (str), got {type(monitor).__name__}")
+        if not monitor:
             raise ValueError(f"{name}: monitor must be a non-empty metric name, got {monitor!r}")
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
+        if isinstance(patience, bool) or not isinstance(patience, int):
+            raise TypeError(f"{name}: patience must be an int >= 0, got {type(patience).__name__}")
+        if patience < 0:
             raise ValueError(f"{name}: patience must be an int >= 0, got {patience!r}")
-        if not isinstance(min_delta, (int, float)) or not math.isfinite(min_delta) or min_delta < 0:
+        if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float)):
+            raise TypeError(f"{name}: min_delta must be a finite number >= 0, got {type(min_delta).__name__}")
+        if not math.isfinite(min_delta) or min_delta < 0:
             raise ValueError(f"{name}: min_delta must be a finite number >= 0, got {min_delta!r}")
         if mode not in _MODES:
             raise ValueError(f"{name}: mode must be one of {_MODES}, got {mode!r}")
@@ -126,6 +112,9 @@ class EarlyStoppingCallback(Callback):
         self.check_on = check_on
         self.check_finite = check_finite
         self.snapshot_in_checkpoint = snapshot_in_checkpoint
+        self.offload_snapshot = bool(offload_snapshot)
+        self.writes_weights = bool(restore_best)
+        self._sharded_snapshot = False
         self.verbose = verbose
         self._restored = False
         self._reset()
@@ -178,7 +167,7 @@ class EarlyStoppingCallback(Callback):
         if self._saw_epoch_end and self._last_checked_epoch is None:
             self._missing(ctx)  # epochs ran, no check ever found the monitor
         if self.restore_best and self.best_weights is not None and ctx.model is not None:
-            ctx.model.load_state_dict(self.best_weights)
+            ctx.load_model_state(self.best_weights)
 
     # -- the decision --------------------------------------------------------------------------
     def _improved(self, current: float) -> bool:
@@ -200,7 +189,8 @@ class EarlyStoppingCallback(Callback):
         if self._improved(current):
             self.best, self.best_epoch, self.wait = float(current), ctx.epoch, 0
             if self.restore_best and ctx.model is not None:
-                self._snapshot(ctx.model)
+                self.best_weights = ctx.model_state(offload=self.offload_snapshot, into=self.best_weights)
+                self._sharded_snapshot = ctx.weights_sharded
             return
         self.wait += 1
         if self.wait >= self.patience:
@@ -212,29 +202,12 @@ class EarlyStoppingCallback(Callback):
         if self.verbose and ctx.is_global_zero:
             print(f"{type(self).__name__}: stopping at epoch {ctx.epoch}: {why} (best {self.best})")
 
-    def _snapshot(self, model: Any) -> None:
-        state = model.state_dict()
-        snap = self.best_weights
-        if snap is not None and snap.keys() == state.keys():
-            for key, value in state.items():
-                kept = snap[key]
-                if (
-                    hasattr(value, "copy_")
-                    and hasattr(kept, "copy_")
-                    and kept.shape == value.shape
-                    and kept.dtype == value.dtype
-                    and kept.device == value.device
-                ):
-                    kept.copy_(value.detach())
-                else:
-                    snap[key] = _clone(value)
-        else:
-            self.best_weights = {key: _clone(value) for key, value in state.items()}
-
     def _missing(self, ctx: CallbackContext) -> None:
-        message = missing_monitor_message(type(self).__name__, self.monitor, ctx.metrics)
         if self.strict:
-            raise KeyError(message + "; pass one of those as monitor, or strict=False to only warn")
+            raise MonitorError(
+                type(self).__name__, self.monitor, ctx.metrics, "; pass one of those as monitor, or strict=False"
+            )
+        message = missing_monitor_message(type(self).__name__, self.monitor, ctx.metrics)
         if not self._missing_warned:
             self._missing_warned = True
             warnings.warn(message, RuntimeWarning, stacklevel=2)
@@ -251,7 +224,9 @@ class EarlyStoppingCallback(Callback):
             "last_checked_epoch": self._last_checked_epoch,
             "evaluated_epoch": self._evaluated_epoch,
         }
-        if self.snapshot_in_checkpoint and self.restore_best and self.best_weights is not None:
+        # A sharded snapshot holds this process's shard only: it is not written into checkpoints.
+        keep_snapshot = self.snapshot_in_checkpoint and self.restore_best and not self._sharded_snapshot
+        if keep_snapshot and self.best_weights is not None:
             state["best_weights"] = self.best_weights
         return state
 
@@ -272,7 +247,3 @@ class EarlyStoppingCallback(Callback):
             f"{type(self).__name__}(monitor={self.monitor!r}, patience={self.patience}, "
             f"min_delta={self.min_delta}, mode={self.mode!r}, restore_best={self.restore_best})"
         )
-
-
-def _clone(value: Any) -> Any:
-    return value.detach().clone() if hasattr(value, "detach") else value

@@ -20,7 +20,8 @@ import contextlib
 import json
 import math
 import os
-import tempfile
+import secrets
+import stat
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -50,12 +51,10 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = _create_temporary(target)
     try:
         yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp (and some writers) make 0600; give the usual mode
+        os.chmod(tmp, _file_mode(tmp))  # some writers (safetensors) recreate the file 0600: give the usual mode
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, target)
@@ -207,7 +206,25 @@ def _hashable(key: Any) -> Any:
     return tuple(_hashable(k) for k in key) if isinstance(key, list) else key
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+_FILE_MODE: int | None = None
+
+
+def _create_temporary(target: Path) -> Path:
+    """A new empty file next to ``target``, created with mode ``0o666`` (the process umask applies, as for
+    ``open(path, "w")``); never an existing file."""
+    for _ in range(100):
+        tmp = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        global _FILE_MODE
+        if _FILE_MODE is None:  # computed once, from the first file created, without touching the umask
+            _FILE_MODE = stat.S_IMODE(os.stat(tmp).st_mode)
+        return tmp
+    raise FileExistsError(f"could not create a temporary file next to {target}")
+
+
+def _file_mode(tmp: Path) -> int:
+    return _FILE_MODE if _FILE_MODE is not None else stat.S_IMODE(os.stat(tmp).st_mode)

@@ -34,12 +34,15 @@ def ddp_results(tmp_path_factory):
     ]
     try:
         proc = subprocess.run(command, env=env, cwd=out, capture_output=True, text=True, timeout=DDP_TIMEOUT_S)
-        log = proc.stdout + proc.stderr
+        log, returncode = proc.stdout + proc.stderr, proc.returncode
     except subprocess.TimeoutExpired as timeout:
         log = f"DDP scenarios timed out after {DDP_TIMEOUT_S}s (a rank hung)\n{timeout.stdout}\n{timeout.stderr}"
+        returncode = None
     (out / "launch.log").write_text(log)
 
     def get(name: str) -> list:
+        if returncode != 0:  # a rank that crashed or aborted at exit fails every DDP test, even with results written
+            pytest.fail(f"the DDP launch exited with {returncode} (expected 0). Launch log tail:\n{log[-4000:]}")
         results = []
         for rank in (0, 1):
             path = out / name / f"rank{rank}.json"

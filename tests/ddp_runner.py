@@ -32,6 +32,12 @@ def main() -> None:
         except BaseException as error:  # a failing scenario must not hide the others' results
             result = {"ok": False, "error": "".join(traceback.format_exception(error))}
         (workdir / f"rank{rank}.json").write_text(json.dumps(result, default=str))
+    # Leave no collective state for interpreter exit: gloo's threads torn down at exit can abort the process.
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -186,3 +186,19 @@ def test_inspect_hydra_multirun_hooks_have_no_single_run_counterpart(tmp_path: P
     assert report["style"] == "hydra"
     assert [h["hook"] for h in report["hooks"]] == ["on_job_end", "on_multirun_end"]
     assert any("on_multirun_end has no Lightning counterpart" in p for p in report["problems"])
+
+
+def test_inspect_names_a_file_class_as_given_and_leaves_sys_path_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "mine.py").write_text(
+        "from callbridge.callbacks import Callback\nclass Report(Callback):\n    def on_epoch_end(self, ctx): ...\n"
+    )
+    before = list(sys.path)
+    assert main(["inspect", "mine.py:Report"]) == 0
+    assert capsys.readouterr().out.startswith("mine.py:Report: callbridge style")
+    assert main(["inspect", "--json", "mine.py:Report"]) == 0
+    assert json.loads(capsys.readouterr().out)["target"] == "mine.py:Report"
+    config = write_config(tmp_path, "{class_path: local_cbs.Marker, init_args: {path: v.txt}}")
+    assert main(["validate", "--config", str(config), "--trainer.limit_val_batches", "1"]) == 0
+    assert sys.path == before  # the command's class-path directories are gone once it returns

@@ -570,3 +570,19 @@ def test_epochs_without_validation_carry_no_val_keys_as_with_validation_freq() -
     )
     trainer.fit(ToyRegression())
     assert ["val_loss" in keys for keys in recorder.keys] == [False, True, False, True]
+
+
+# -- pickling: ddp_spawn and anything that ships callbacks to workers ------------------------------
+def test_bridge_with_keras_callbacks_pickles_and_still_runs(tmp_path):
+    import pickle
+
+    path = tmp_path / "log.csv"
+    bridge = to_lightning([keras.callbacks.CSVLogger(str(path)), keras.callbacks.EarlyStopping(patience=1)])[0]
+    copy = pickle.loads(pickle.dumps(bridge))
+    (adapter,) = copy.callbacks
+    assert [type(cb).__name__ for cb in adapter.callbacks] == ["CSVLogger", "EarlyStopping"]
+    trainer = make_trainer([copy], max_epochs=2, limit_train_batches=1, limit_val_batches=1)
+    trainer.fit(ToyRegression(n=8, batch_size=8))
+    with open(path, newline="") as f:
+        assert [row["epoch"] for row in csv.DictReader(f)] == ["0", "1"]
+    assert adapter.callbacks[1].stopped_epoch == 0 and adapter.model.name == "ToyRegression"
