@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from _pytest.doctest import DoctestItem, DoctestModule, MultipleDoctestFailures
+from _pytest.python import Package
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
@@ -92,17 +93,41 @@ class InstalledDoctestModule(DoctestModule):
     installed_name: str
 
     def _getobj(self) -> Any:
-        try:
-            return importlib.import_module(self.installed_name)
-        except ModuleNotFoundError as error:
-            missing = missing_extra(error)
-            if missing:
-                pytest.skip(f"{self.installed_name} needs {missing!r}: an optional extra that is not installed")
-            raise
+        return import_installed(self.installed_name)
 
     def collect(self) -> Iterator[DoctestItem]:
         for item in super().collect():
             yield OptionalExtraDoctestItem.from_parent(self, name=item.name, runner=item.runner, dtest=item.dtest)
+
+
+def import_installed(name: str) -> Any:
+    """The module ``name``; skips (not fails) when it needs an optional extra that is not installed."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as error:
+        missing = missing_extra(error)
+        if missing:
+            pytest.skip(f"{name} needs {missing!r}: an optional extra that is not installed")
+        raise
+
+
+class InstalledPackage(Package):
+    """A package folder whose ``__init__`` is imported by its installed name (pytest would import it again under
+    a name of its own, running its side effects, such as registering a style, twice)."""
+
+    def setup(self) -> None:
+        module = import_installed(installed_name(self.path / "__init__.py") or "")
+        for name in ("setUpModule", "setup_module"):
+            if callable(getattr(module, name, None)):
+                getattr(module, name)()
+                break
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collect_directory(path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if (path / "__init__.py").is_file() and installed_name((path / "__init__.py").resolve()) is not None:
+        return InstalledPackage.from_parent(parent, path=path)
+    return None
 
 
 @pytest.hookimpl(wrapper=True)

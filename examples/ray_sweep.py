@@ -2,8 +2,9 @@
 
 ``tune_sweep`` hands the same callback objects to Ray (``RunConfig(callbacks=...)``: Ray fires
 ``on_trial_result`` / ``on_trial_save`` ... on the driver) and to each trial's Lightning Trainer
-(``to_lightning``: ``on_data_reading``, ``on_dataset_creation``, ``on_training_complete`` fire in the
-trials). No hook fires on both sides.
+(``on_data_reading`` and ``on_dataset_creation`` fire in the trials). As in WarpRec, ``on_training_complete``
+fires on the driver after the sweep, with the best trial's model: the guide's callback plots there the scores
+it collected on the driver in ``on_trial_save``. No hook fires on both sides.
 
 Run: ``python examples/ray_sweep.py [OUT_DIR]`` (needs ``pip install "callbridge[ray]"``; CPU, about a minute).
 """
@@ -16,11 +17,9 @@ from pathlib import Path
 
 import lightning as L
 import ray
-from ray import cloudpickle, tune
-
-sys.path.insert(0, str(Path(__file__).parent))
-import warprec_recommender as rec
+import warprec_recommender as rec  # next to this script, which Python puts first on sys.path
 from callbridge.adapters import tune_sweep
+from ray import cloudpickle, tune
 
 cloudpickle.register_pickle_by_value(rec)  # the trials cannot import this examples/ module: ship it by value
 
@@ -65,7 +64,11 @@ def main(out_dir: Path) -> None:
     best = results.get_best_result()
     print(f"best config {best.config}: val_rmse={best.metrics['val_rmse']:.3f}")
     print(f"scores collected on the driver by on_trial_save: {[round(s, 3) for s in plot._scores]}")
-    print(f"plot written by on_training_complete in the trials: {out_dir / 'val_rmse.png'}")
+    points = out_dir / "val_rmse.csv"  # written with the plot: the points it was drawn from
+    if points.exists():
+        print(f"plot of {len(points.read_text().splitlines()) - 1} points written by on_training_complete: {out_dir}")
+    else:
+        print("no plot: on_training_complete had no scores to draw")
 
 
 if __name__ == "__main__":

@@ -4,10 +4,10 @@ Matrix factorization on synthetic ``user_id, item_id, rating`` interactions. Two
 WarpRec's guide: one filters the raw data (``on_data_reading``), one collects a metric from
 ``trial.last_result`` at each checkpoint (``on_trial_save``) and plots it in ``on_training_complete``.
 
-Run: ``python examples/warprec_recommender.py [OUT_DIR]`` (CPU, a few seconds). The plot lands in OUT_DIR.
-Under WarpRec these classes would derive from ``warprec.utils.callback.WarpRecCallback``; here they derive
-from ``ray.tune.Callback`` when Ray is installed (WarpRec's own base class does), else from ``object``:
-callbridge recognises them by their hooks either way.
+Run: ``python examples/warprec_recommender.py [OUT_DIR]`` (needs ``pip install "callbridge[ray]"``; CPU, a few
+seconds). The plot lands in OUT_DIR, with ``val_rmse.csv``, the points it was drawn from. Under WarpRec these
+classes would derive from ``warprec.utils.callback.WarpRecCallback``; here they derive from ``ray.tune.Callback``,
+WarpRec's own base class.
 """
 
 from __future__ import annotations
@@ -21,12 +21,8 @@ import pandas as pd
 import torch
 from callbridge.adapters import announce_data, to_lightning
 from lightning.pytorch.callbacks import ModelCheckpoint
+from ray.tune import Callback as Base
 from torch.utils.data import DataLoader, TensorDataset
-
-try:
-    from ray.tune import Callback as Base
-except ImportError:  # Ray is optional: the WarpRec hooks alone identify the style
-    Base = object
 
 
 # -- WarpRec-style callbacks (unchanged WarpRec code) -------------------------------------------------
@@ -59,14 +55,19 @@ class ComputeRMSEOverIterations(Base):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
+        if not self._scores:
+            print("on_training_complete: no scores collected, nothing to plot")
+            return
         plt.figure(figsize=(6, 4))
-        plt.plot(range(1, len(self._scores) + 1), self._scores, marker="o", label="val RMSE")
+        (line,) = plt.plot(range(1, len(self._scores) + 1), self._scores, marker="o", label="val RMSE")
         plt.xlabel("Iteration")
         plt.ylabel("RMSE")
         plt.legend()
         if self._save_path:
             plt.savefig(self._save_path)
-            print(f"on_training_complete: plot written to {self._save_path}")
+            points = pd.DataFrame(line.get_xydata(), columns=["iteration", "val_rmse"])  # what the figure holds
+            points.to_csv(Path(self._save_path).with_suffix(".csv"), index=False)
+            print(f"on_training_complete: {len(points)} points plotted to {self._save_path}")
         plt.close()
 
     def on_evaluation_complete(self, model, params, results, *args, **kwargs):

@@ -46,7 +46,7 @@ class Interactions(L.LightningDataModule):
     def setup(self, stage: str) -> None:
         raw = synthetic_interactions(n_rows=self.n_rows)
         self.raw_rows = len(raw)
-        self.data = announce_data(self, raw)
+        self.data = announce_data(self, raw, broadcast=True)  # every rank runs setup
         cut = int(len(self.data) * 0.8)
         self.main_dataset = _dataset(self.data.iloc[:cut])
         self.val_dataset = _dataset(self.data.iloc[cut:])

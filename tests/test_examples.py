@@ -38,5 +38,16 @@ def test_plain_loop_example() -> None:
 
 def test_ray_sweep_example(tmp_path: Path) -> None:
     out = run_example("examples/ray_sweep.py", str(tmp_path), timeout=400)
-    assert "best config" in out and "val_rmse=" in out
-    assert (tmp_path / "val_rmse.png").exists()
+    assert "best config" in out and "val_rmse=" in out and "plot of 6 points written" in out
+    # the points the plot was drawn from: one per validation (2 trials x 3 epochs), as Ray reported them
+    import csv
+
+    rows = list(csv.DictReader((tmp_path / "val_rmse.csv").open()))
+    reported = sorted(
+        float(row["val_rmse"])
+        for progress in (tmp_path / "ray_results" / "mf_sweep").glob("*/progress.csv")
+        for row in csv.DictReader(progress.open())
+    )
+    assert [float(row["iteration"]) for row in rows] == [float(i) for i in range(1, len(reported) + 1)]
+    assert sorted(float(row["val_rmse"]) for row in rows) == reported and len(reported) == 6
+    assert (tmp_path / "val_rmse.png").stat().st_size > 1000

@@ -1,78 +1,24 @@
-"""Hydra-style callbacks under a real Lightning Trainer (issue 5)."""
+"""Hydra-style callbacks under a real Lightning Trainer: one run per entry point, config, errors (issue 5)."""
 
 from __future__ import annotations
 
-import json
 import logging
 import pickle
-import subprocess
-import sys
 import warnings
-from pathlib import Path
-from typing import Any
 
 import hydra_seed
+import lightning as L
 import pytest
-from callbridge.adapters import HydraAdapter, HydraMultirun, detect_style, from_hydra_config, to_lightning
+from callbridge.adapters import ConfigError, HydraAdapter, detect_style, from_hydra_config, to_lightning
+from callbridge.adapters.hydra import LightningTask
+from hydra.conf import HydraConf
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus
-from hydra.experimental.callback import Callback as HydraCallback
 from hydra.experimental.callbacks import LogJobReturnCallback, PickleJobInfoCallback
+from hydra.types import RunMode
+from hydra_helpers import Broken, Recorder, capture, hooks
 from omegaconf import DictConfig, OmegaConf
 from toy import ToyRegression, make_trainer
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-class Recorder:
-    """Duck-typed Hydra callback (no base class) recording (name, hook, kwargs)."""
-
-    def __init__(self, name: str, events: list) -> None:
-        self.name = name
-        self.events = events
-
-    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self.events.append((self.name, "on_run_start", config, kwargs))
-
-    def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
-        self.events.append((self.name, "on_run_end", config, kwargs))
-
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self.events.append((self.name, "on_multirun_start", config, kwargs))
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        self.events.append((self.name, "on_multirun_end", config, kwargs))
-
-    def on_job_start(self, config: DictConfig, *, task_function: Any, **kwargs: Any) -> None:
-        self.events.append((self.name, "on_job_start", config, {"task_function": task_function, **kwargs}))
-
-    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
-        self.events.append((self.name, "on_job_end", config, {"job_return": job_return, **kwargs}))
-
-
-class Broken(HydraCallback):
-    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
-        raise ValueError("no bucket")
-
-
-class _Capture(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-def _capture(name: str = "hydra.experimental.callbacks") -> _Capture:
-    handler = _Capture()
-    logger = logging.getLogger(name)
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    return handler
-
-
-def hooks(events: list) -> list[tuple[str, str]]:
-    return [(name, hook) for name, hook, *_ in events]
 
 
 # -- detection -------------------------------------------------------------------------------------
@@ -92,20 +38,38 @@ def test_detection_by_base_class_and_by_signature():
 
 
 # -- one fit: order, arguments, config, Hydra's own callbacks --------------------------------------
+class HydraConfigProbe(L.Callback):
+    """A native Lightning callback that reads HydraConfig during training, as user code in a Hydra job may."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.seen.append((HydraConfig.get().job.name, HydraConfig.get().runtime.output_dir))
+
+
 @pytest.fixture(scope="module")
 def fit_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("hydra_fit")
     events: list = []
-    log = _capture()
+    log = capture()
     pickler = PickleJobInfoCallback()
     callbacks = [Recorder("a", events), Broken(), LogJobReturnCallback(), pickler, Recorder("b", events)]
+    probe = HydraConfigProbe()
     trainer = make_trainer(
-        to_lightning(callbacks, config_name="train"), default_root_dir=str(root), limit_val_batches=2
+        [*to_lightning(callbacks, config_name="train", job_name="train"), probe],
+        default_root_dir=str(root),
+        limit_val_batches=2,
     )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         trainer.fit(ToyRegression(lr=0.02))
-    return {"events": events, "trainer": trainer, "root": root, "log": log.records, "warnings": caught}
+    return {"events": events, "trainer": trainer, "root": root, "log": log.records, "warnings": caught, "probe": probe}
+
+
+def test_hydra_config_is_set_for_the_job_and_restored(fit_run):
+    assert fit_run["probe"].seen == [("train", str(fit_run["root"]))] * 2  # both epochs, inside the job
+    assert not HydraConfig.initialized()
 
 
 def test_fit_is_one_run_with_one_job_in_hydra_order(fit_run):
@@ -121,7 +85,10 @@ def test_fit_is_one_run_with_one_job_in_hydra_order(fit_run):
     ]
     by_hook = {hook: kwargs for name, hook, _, kwargs in fit_run["events"] if name == "a"}
     assert by_hook["on_run_start"] == {"config_name": "train"}
-    assert by_hook["on_job_start"]["task_function"] == fit_run["trainer"].fit
+    task = by_hook["on_job_start"]["task_function"]
+    assert isinstance(task, LightningTask) and task.__name__ == "fit" and task.model == "toy.ToyRegression"
+    with pytest.raises(RuntimeError, match="Lightning's fit"):
+        task({})
     assert by_hook["on_run_end"]["job_return"] is by_hook["on_job_end"]["job_return"]
 
 
@@ -143,8 +110,11 @@ def test_config_has_hparams_and_hydra_node(fit_run):
     assert config.lr == 0.02 and config.batch_size == 16  # the LightningModule's hyperparameters
     assert config.hydra.runtime.output_dir == str(fit_run["root"])  # the trainer's log dir
     assert config.hydra.output_subdir == ".hydra"
-    assert config.hydra.job.num == 0 and config.hydra.job.config_name == "train"
-    assert config.hydra.mode == "RUN"
+    assert config.hydra.job.config_name == "train"
+    assert OmegaConf.is_missing(config.hydra.job, "num")  # as in a Hydra RUN: only sweeps number their jobs
+    assert config.hydra.mode is RunMode.RUN and config.hydra.run.dir == str(fit_run["root"])
+    assert OmegaConf.get_type(config, "hydra") is HydraConf  # composed by Hydra: the structured schema
+    assert not HydraConfig.initialized()  # set for the job, restored afterwards
 
 
 def test_raising_callback_becomes_warning_naming_it(fit_run):
@@ -170,7 +140,7 @@ def test_pickle_job_info_callback_writes_both_pickles(fit_run):
 # -- failure -----------------------------------------------------------------------------------------
 def test_failing_training_step_gives_failed_job_return_and_still_raises(tmp_path):
     events: list = []
-    log = _capture()
+    log = capture()
     trainer = make_trainer(to_lightning([Recorder("a", events), LogJobReturnCallback()]), default_root_dir=tmp_path)
     with pytest.raises(RuntimeError, match="training failed at step 2") as raised:
         trainer.fit(ToyRegression(fail_at_step=2))
@@ -198,22 +168,22 @@ def test_each_entry_point_is_a_run(tmp_path):
     trainer.predict(model)
     jobs = [(kw["job_return"], kw) for _, hook, _, kw in events if hook == "on_job_end"]
     assert len(events) == 12 and len(jobs) == 3
-    assert [kw["task_function"] for _, hook, _, kw in events if hook == "on_job_start"] == [
-        trainer.test,
-        trainer.validate,
-        trainer.predict,
+    assert [kw["task_function"].stage for _, hook, _, kw in events if hook == "on_job_start"] == [
+        "test",
+        "validate",
+        "predict",
     ]
     assert "test_loss" in jobs[0][0].return_value and "val_loss" in jobs[1][0].return_value
 
 
 def test_job_return_stand_in_without_hydra_behaves_like_hydras():
-    from callbridge.adapters.hydra import _JobReturn, _JobStatus
+    from callbridge.adapters.hydra import JobReturnStandIn, JobStatusStandIn
 
-    ret = _JobReturn(overrides=["a=1"])
-    ret.status, ret.return_value = _JobStatus.FAILED, KeyError("x")
+    ret = JobReturnStandIn(overrides=["a=1"])
+    ret.status, ret.return_value = JobStatusStandIn.FAILED, KeyError("x")
     with pytest.raises(KeyError):
         _ = ret.return_value
-    ret.status, ret.return_value = _JobStatus.COMPLETED, {"loss": 1.0}
+    ret.status, ret.return_value = JobStatusStandIn.COMPLETED, {"loss": 1.0}
     assert ret.return_value == {"loss": 1.0}
 
 
@@ -256,18 +226,34 @@ SEED = "hydra_seed.MyCallback"
 @pytest.mark.parametrize(
     ("cfg", "message"),
     [
-        ({"hydra": {"callbacks": {"upload": {"bucket": "b"}}}}, "'hydra.callbacks.upload' has no _target_"),
-        ({"callbacks": {"x": {"_target_": "no_such_module.Cb"}}}, "'callbacks.x' .*no_such_module.Cb"),
+        ({"hydra": {"callbacks": {"upload": {"bucket": "b"}}}}, "hydra.callbacks.upload: has no _target_"),
+        ({"callbacks": {"x": {"_target_": "no_such_module.Cb"}}}, "callbacks.x: .*no_such_module.Cb"),
         (
             {"hydra": {"callbacks": {"up": {"_target_": "hydra_seed.MyCallback", "bucket": "b"}}}},
-            "'hydra.callbacks.up'",
+            "hydra.callbacks.up: .*missing 1 required positional argument: 'file_path'",
         ),
-        ([{"_target_": "hydra_seed.MyCallback", "nope": 1}], r"'\[0\]'"),
+        ([{"_target_": "hydra_seed.MyCallback", "nope": 1}], r"\[0\]: .*unexpected keyword argument 'nope'"),
     ],
 )
 def test_bad_entries_name_the_entry(cfg, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigError, match=message):
         from_hydra_config(OmegaConf.create(cfg))
+
+
+def test_one_config_error_lists_every_bad_entry():
+    cfg = {
+        "hydra": {
+            "callbacks": {
+                "ok": {"_target_": "hydra.experimental.callbacks.LogJobReturnCallback"},
+                "no_target": {"bucket": "b"},
+                "unknown": {"_target_": "no_such_module.Cb"},
+                "disabled": None,  # a disabled entry of a callbacks group is skipped
+            }
+        }
+    }
+    with pytest.raises(ConfigError) as raised:
+        from_hydra_config(cfg)
+    assert [label for label, _ in raised.value.problems] == ["hydra.callbacks.no_target", "hydra.callbacks.unknown"]
 
 
 def test_from_hydra_config_mixes_styles_in_one_call():
@@ -282,90 +268,6 @@ def test_from_hydra_config_mixes_styles_in_one_call():
     assert result[0].callbacks[0].strict is True
 
 
-# -- multirun ------------------------------------------------------------------------------------------
-def test_multirun_helper_one_job_per_fit(tmp_path):
-    events: list = []
-    with HydraMultirun([Recorder("a", events)], config_name="sweep", sweep_dir=tmp_path / "sweep") as sweep:
-        for lr in (0.1, 0.01):
-            trainer = make_trainer(sweep.job(config={"lr": lr}, overrides=[f"lr={lr}"]), max_epochs=1)
-            trainer.fit(ToyRegression(lr=lr))
-    assert hooks(events) == [
-        ("a", "on_multirun_start"),
-        ("a", "on_job_start"),
-        ("a", "on_job_end"),
-        ("a", "on_job_start"),
-        ("a", "on_job_end"),
-        ("a", "on_multirun_end"),
-    ]
-    assert events[0][3] == {"config_name": "sweep"} and events[0][2].hydra.mode == "MULTIRUN"
-    ends = [(config, kw["job_return"]) for _, hook, config, kw in events if hook == "on_job_end"]
-    assert [c.hydra.job.num for c, _ in ends] == [0, 1]
-    assert [c.lr for c, _ in ends] == [0.1, 0.01]
-    assert [r.overrides for _, r in ends] == [["lr=0.1"], ["lr=0.01"]]
-    assert ends[1][0].hydra.runtime.output_dir == str(tmp_path / "sweep" / "1")
-
-
-def test_multirun_helper_skips_end_when_the_loop_raises():
-    events: list = []
-    with pytest.raises(KeyError), HydraMultirun([Recorder("a", events)]):
-        raise KeyError("boom")
-    assert hooks(events) == [("a", "on_multirun_start")]
-
-
-def test_real_hydra_app_multirun(tmp_path):
-    command = [sys.executable, str(REPO / "examples/hydra_app/train.py"), "--multirun", "lr=0.1,0.01"]
-    proc = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=240)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    lines = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
-    seen = [(e["source"], e["hook"], e["job_num"]) for e in lines]
-    # Hydra calls hydra.callbacks itself; callbridge does not call the same entry again.
-    assert [s for s in seen if s[0] == "hydra"] == [
-        ("hydra", "on_multirun_start", None),
-        ("hydra", "on_job_start", 0),
-        ("hydra", "on_job_end", 0),
-        ("hydra", "on_job_start", 1),
-        ("hydra", "on_job_end", 1),
-        ("hydra", "on_multirun_end", None),
-    ]
-    # The callback only Lightning knows: one job per fit, inside Hydra's job, with Hydra's job number.
-    assert seen[1:5] == [
-        ("hydra", "on_job_start", 0),
-        ("lightning", "on_job_start", 0),
-        ("lightning", "on_job_end", 0),
-        ("hydra", "on_job_end", 0),
-    ]
-    lightning_ends = [e for e in lines if e["source"] == "lightning" and e["hook"] == "on_job_end"]
-    assert [e["overrides"] for e in lightning_ends] == [["lr=0.1"], ["lr=0.01"]]
-    assert all(e["status"] == "COMPLETED" and "train_loss" in e["return_value"] for e in lightning_ends)
-    assert "Succeeded with return value: {'train_loss'" in proc.stdout + proc.stderr
-
-
-def test_inside_hydra_job_uses_its_config_and_skips_what_hydra_calls(tmp_path, monkeypatch):
-    from hydra import compose, initialize_config_dir
-    from hydra.core.hydra_config import HydraConfig
-
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(REPO / "examples/hydra_app"))
-    with initialize_config_dir(config_dir=str(REPO / "examples/hydra_app/conf"), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=["lr=0.3"], return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    try:
-        from recorder import EventRecorder  # the class named by hydra.callbacks.recorder._target_
-
-        events: list = []
-        same = EventRecorder(path="events.jsonl", source="hydra")  # equal to Hydra's entry: Hydra calls it
-        other = Recorder("other", events)
-        make_trainer(to_lightning([same, other]), max_epochs=1, limit_train_batches=1).fit(ToyRegression())
-    finally:
-        HydraConfig.instance().cfg = None
-        sys.modules.pop("recorder", None)
-    assert not (tmp_path / "events.jsonl").exists()
-    assert hooks(events) == [("other", h) for h in ("on_run_start", "on_job_start", "on_job_end", "on_run_end")]
-    config = events[0][2]
-    assert config.lr == 0.3 and config.hydra.callbacks.recorder.source == "hydra"  # the config Hydra composed
-    assert events[2][3]["job_return"].overrides == ["lr=0.3"]
-
-
 # -- DDP ---------------------------------------------------------------------------------------------------
 def test_ddp_job_hooks_fire_once_on_rank_zero(ddp_results):
     rank0, rank1 = ddp_results("hydra_job_hooks_once")
@@ -375,3 +277,28 @@ def test_ddp_job_hooks_fire_once_on_rank_zero(ddp_results):
     assert rank0["sweep_hooks"] == ["on_multirun_start", "on_job_start", "on_job_end", "on_multirun_end"]
     assert rank1["sweep_hooks"] == []
     assert rank0["pickles"] == ["config.pickle", "job_return.pickle"]
+    assert not rank0["hydra_config_left_set"] and not rank1["hydra_config_left_set"]
+
+
+def test_compose_restores_the_global_state_hydras_compose_api_touches(tmp_path):
+    from callbridge.adapters.hydra import compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.utils import JobRuntime
+    from hydra.version import VersionBase
+
+    def state():
+        return (
+            GlobalHydra.instance().is_initialized(),
+            JobRuntime.instance().get("name"),
+            VersionBase.instance().getbase(),
+        )
+
+    before = state()
+    cfg = compose({"lr": 0.1}, multirun=False, job_name="composed")
+    assert cfg.hydra.job.name == "composed" and state() == before
+    # inside a caller's own initialize(): its GlobalHydra is kept
+    with initialize_config_dir(config_dir=str(tmp_path), version_base="1.2", job_name="outer"):
+        outer = state()
+        compose({}, multirun=True, job_name="inner")
+        assert state() == outer

@@ -104,6 +104,9 @@ def test_ray_train_resume_after_a_worker_failure_loses_and_repeats_nothing(tmp_p
         import ray_train
     finally:
         sys.path.pop(0)
+    from ray import cloudpickle
+
+    cloudpickle.register_pickle_by_value(ray_train)  # the workers cannot import examples/: ship it by value
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         whole = ray_train.run(tmp_path / "whole")

@@ -22,6 +22,7 @@ import argparse
 import ast
 import functools
 import importlib
+import importlib.util
 import inspect
 import os
 import re
@@ -33,7 +34,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = {"callbridge": "callbridge", "callbacks": "callbridge.callbacks", "adapters": "callbridge.adapters"}
-ROLE = re.compile(r":(?:py:)?(class|func|meth|attr|mod|data|exc|obj):`(~?)([\w.]+)(\(\))?`")
+ROLE = re.compile(r":(?:py:)?(class|func|meth|attr|mod|data|exc|obj):`(~?)(?:([^`<]+?)\s*<)?([\w.]+)(\(\))?>?`")
 EXAMPLE_HEADING = re.compile(r"^(?P<indent>[ \t]*)Example(?P<rest>(?:,[^\n]*)?):[ \t]*$(?=\n[ \t]+>>> )", re.MULTILINE)
 
 
@@ -83,7 +84,7 @@ def import_path(dotted: str) -> Any:
     for cut in range(len(parts), 0, -1):
         try:
             obj: Any = importlib.import_module(".".join(parts[:cut]))
-        except ImportError:
+        except (ImportError, TypeError, ValueError):
             continue
         try:
             for attribute in parts[cut:]:
@@ -252,8 +253,11 @@ def convert_roles(path: Path, source: str, documented: set[str]) -> str:
         return inside[-1] if inside else None
 
     def replace(match: re.Match[str]) -> str:
-        _role, short, target, call = match.groups()
-        shown = (target.rpartition(".")[2] if short else target) + (call or "")
+        _role, short, title, target, call = match.groups()
+        if target.startswith(".") and module is not None:  # relative to the module's package, as in imports
+            target = importlib.util.resolve_name(target, module.__package__)
+            short = "~"
+        shown = title or (target.rpartition(".")[2] if short else target) + (call or "")
         if module is None:
             return f"`{shown}`"
         scope = scope_at(match.start())

@@ -1,11 +1,12 @@
-"""A real ``@hydra.main`` Lightning app whose Hydra callbacks also run inside ``trainer.fit``.
+"""A real ``@hydra.main`` Lightning app whose task config also lists Hydra callbacks for Lightning.
 
     python examples/hydra_app/train.py                              # one run
     python examples/hydra_app/train.py --multirun lr=0.1,0.01       # a sweep with Hydra's basic launcher
 
-Hydra calls the callbacks in ``hydra.callbacks`` around each job; callbridge turns each
-``trainer.fit`` into one Hydra job for the callbacks listed under ``callbacks`` (skipping those
-Hydra already calls). See docs/hydra.md.
+Hydra calls the callbacks in ``hydra.callbacks`` around each job. The callbacks listed under ``callbacks``
+go to the Lightning Trainer through callbridge (those Hydra already calls are skipped); callbridge's
+``HydraRelay`` (in ``hydra.callbacks``) hands them Hydra's own hooks: multirun start and end, and one job
+start and end per Hydra job, with Hydra's config, task function and ``JobReturn``. See docs/hydra.md.
 """
 
 from __future__ import annotations

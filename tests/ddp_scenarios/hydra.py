@@ -55,7 +55,10 @@ def hydra_job_hooks_once(workdir: Path) -> dict[str, Any]:
     swept = _Hooks()
     with HydraMultirun([swept]) as sweep:
         ddp_trainer(sweep.job(), max_epochs=1, limit_train_batches=1, limit_val_batches=1).fit(ToyRegression(n=32))
+    from hydra.core.hydra_config import HydraConfig
+
     return {
+        "hydra_config_left_set": HydraConfig.initialized(),
         "sweep_hooks": swept.hooks,
         "hooks": recorder.hooks,
         "status": recorder.status,

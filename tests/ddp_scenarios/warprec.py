@@ -18,13 +18,15 @@ class AnnouncesInPrepareToo(Interactions):
     prepared_rows: int | None = None
 
     def prepare_data(self) -> None:
-        self.prepared_rows = len(announce_data(self, synthetic_interactions(n_rows=self.n_rows)))
+        self.prepared_rows = len(announce_data(self, synthetic_interactions(n_rows=self.n_rows), broadcast=False))
 
 
 @scenario
 def warprec_hooks_once_on_rank_zero(workdir: Path) -> dict[str, Any]:
     data_filter, recorder = FilterLowRatings(min_rating=3), Recorder()
-    trainer = ddp_trainer(to_lightning([data_filter, recorder]), max_epochs=2, limit_val_batches=1)
+    trainer = ddp_trainer(
+        to_lightning([data_filter, recorder]), max_epochs=2, limit_val_batches=1, default_root_dir=workdir
+    )
     model, datamodule = MatrixFactorization(), AnnouncesInPrepareToo()
     trainer.fit(model, datamodule=datamodule)
     trainer.test(model, datamodule=datamodule, verbose=False)
@@ -36,4 +38,5 @@ def warprec_hooks_once_on_rank_zero(workdir: Path) -> dict[str, Any]:
         "prepared_rows": datamodule.prepared_rows,
         "kept": int((datamodule.data["rating"] >= 3).sum()),
         "rows_seen": model.rows_seen,
+        "trial_dirs": sorted(path.name for path in workdir.glob("ray_results/*/*") if path.is_dir()),
     }
