@@ -1,5 +1,8 @@
 """Doctests of the package: ``pytest --doctest-modules callbacks adapters callbridge``.
 
+Only the package's modules are searched for docstring examples (pyproject.toml turns ``--doctest-modules`` on
+for the whole suite): searching test modules would import and inspect every object they hold at collection.
+
 The source folders install under other names (``callbacks/`` is ``callbridge.callbacks``), so pytest's
 own import by file path would load a second copy of every module under a wrong name (``callbacks.base``),
 with classes that are not the installed ones. Here each doctest module is imported by its installed name.
@@ -134,11 +137,11 @@ def pytest_collect_directory(path: Path, parent: pytest.Collector) -> pytest.Col
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Any:
     collectors = yield
     name = installed_name(file_path.resolve()) if file_path.suffix == ".py" else None
-    if name is None:
-        return collectors
     replaced = []
     for collector in collectors:
         if type(collector) is DoctestModule:
+            if name is None:  # the docstring examples are the package's; test modules are not searched for them
+                continue
             collector = InstalledDoctestModule.from_parent(parent, path=file_path)
             collector.installed_name = name
         replaced.append(collector)
