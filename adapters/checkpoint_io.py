@@ -29,7 +29,7 @@ class CallbridgeCheckpointIO(TorchCheckpointIO):
     The Lightning bridge installs it on the trainer's strategy at setup when the strategy still has
     Lightning's default ``TorchCheckpointIO``; to use it without the bridge pass it as a plugin.
 
-    Example:
+    Examples:
         >>> import lightning as L
         >>> from callbridge.adapters.checkpoint_io import CallbridgeCheckpointIO
         >>> trainer = L.Trainer(plugins=[CallbridgeCheckpointIO()], logger=False)

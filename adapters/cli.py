@@ -2,8 +2,8 @@
 
 ``callbridge fit|validate|test|predict --config FILE`` is Lightning's own ``LightningCLI`` (jsonargparse),
 so every LightningCLI option, override and ``--print_config`` works. Callbacks of other styles go in
-``trainer.callbacks`` through :class:`Callbacks`, one entry that holds a list in any format
-:func:`~callbridge.adapters.from_config` reads::
+``trainer.callbacks`` through [`Callbacks`][Callbacks], one entry that holds a list in any format
+[`from_config`][callbridge.adapters.config.from_config] reads::
 
     trainer:
       callbacks:
@@ -47,6 +47,7 @@ usage: callbridge {fit,validate,test,predict} --config FILE [--section.key VALUE
        callbridge inspect TARGET [--json] [--strict]
        callbridge verify TARGET [--init JSON] [--json]   (or --config FILE --entry N)
        callbridge sync RUN_DIR [--tracking-uri URI]
+       callbridge --version
 
 Run a LightningModule under a Lightning Trainer with callbacks of every style, or check a callback class.
 
@@ -67,14 +68,14 @@ exit codes: 0 success, 1 failure, 2 usage error
 class Callbacks(LightningBridge):
     """A Lightning callback, for ``trainer.callbacks`` in a LightningCLI config, that runs callbacks of any style.
 
-    ``callbacks`` takes the entries :func:`~callbridge.adapters.from_config` reads (Hydra ``_target_``,
+    ``callbacks`` takes the entries [`from_config`][callbridge.adapters.config.from_config] reads (Hydra ``_target_``,
     LightningCLI ``class_path``/``init_args`` with typed arguments, WarpRec ``callback_path``/``callback_name``),
     for unified and foreign-style callbacks. Native Lightning callbacks belong directly in
-    ``trainer.callbacks``. ``options`` are :func:`~callbridge.adapters.to_lightning`'s keyword options.
-    A bad entry raises :class:`~callbridge.adapters.config.ConfigError` while the config is instantiated,
-    before training starts.
+    ``trainer.callbacks``. ``options`` are [`to_lightning`][callbridge.adapters.lightning.to_lightning]'s keyword
+    options. A bad entry raises [`ConfigError`][callbridge.adapters.config.ConfigError] while the config is
+    instantiated, before training starts.
 
-    Example:
+    Examples:
         >>> import lightning as L
         >>> from callbridge.adapters.cli import Callbacks
         >>> cb = Callbacks([{"class_path": "callbridge.callbacks.Callback"}])
@@ -109,6 +110,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args or args[0] in ("-h", "--help"):
         (sys.stdout if args else sys.stderr).write(_USAGE)
         return 0 if args else 2
+    if args[0] == "--version":
+        from callbridge import __version__
+
+        sys.stdout.write(f"callbridge {__version__}\n")
+        return 0
     command, rest = args[0], args[1:]
     if command == "inspect":
         return _inspect_main(rest)
@@ -219,9 +225,9 @@ def inspect_class(cls: type, *, target: str | None = None) -> dict[str, Any]:
     from a file), ``style``, ``hooks`` (``[{"hook", "lightning"}]``, the hooks the
     class overrides and the Lightning hook each runs from) and ``problems`` (what will not work under Lightning).
     Each registered style provides ``hook_map`` (hook -> Lightning hook) and may provide
-    ``inspect_problems(cls)`` (see :mod:`callbridge.adapters.registry`).
+    ``inspect_problems(cls)`` (see `callbridge.adapters.registry`).
 
-    Example:
+    Examples:
         >>> from callbridge.adapters.cli import inspect_class
         >>> from callbridge.callbacks import Callback
         >>> class HaltOnNan(Callback):

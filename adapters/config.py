@@ -1,17 +1,17 @@
 """Callbacks declared in configuration: Hydra, LightningCLI and WarpRec entries in one list.
 
-:func:`from_config` reads a list (or a mapping of names to entries) in which every entry is one of
+[`from_config`][from_config] reads a list (or a mapping of names to entries) in which every entry is one of
 
 * a Hydra entry: ``{_target_: pkg.mod.Class, **kwargs}`` (built with ``hydra.utils.instantiate``);
 * a LightningCLI entry: ``{class_path: pkg.mod.Class, init_args: {...}}`` (typed by jsonargparse, as
   LightningCLI does);
 * a WarpRec entry: ``{callback_path: file.py, callback_name: Class, args: [...], kwargs: {...}}``
-  (the class is loaded from the file with :func:`load_class_from_file`);
+  (the class is loaded from the file with [`load_class_from_file`][load_class_from_file]);
 * an object that is already built: a native Lightning callback or a callback of any supported style.
 
 Each entry is built, its style detected, and the whole list handed to
-:func:`~callbridge.adapters.to_lightning` in the declared order. Every entry is checked before anything
-trains: one :class:`ConfigError` lists each bad entry by index or key, with the cause.
+[`to_lightning`][callbridge.adapters.lightning.to_lightning] in the declared order. Every entry is checked before
+anything trains: one [`ConfigError`][ConfigError] lists each bad entry by index or key, with the cause.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ class ConfigError(ValueError):
 
 
 class _EntryError(Exception):
-    """A problem with one entry; collected into a :class:`ConfigError`."""
+    """A problem with one entry; collected into a [`ConfigError`][ConfigError]."""
 
 
 def from_config(cfg: Any, *, base_dir: str | os.PathLike[str] | None = None, **options: Any) -> list[Any]:
@@ -92,7 +92,7 @@ def from_config(cfg: Any, *, base_dir: str | os.PathLike[str] | None = None, **o
             of a YAML file holding one.
         base_dir: the directory relative WarpRec ``callback_path`` values are resolved against
             (default: the YAML file's directory when ``cfg`` is a path, else the working directory).
-        **options: passed on to :func:`~callbridge.adapters.to_lightning` (for example ``key_map``).
+        **options: passed on to [`to_lightning`][callbridge.adapters.lightning.to_lightning] (for example ``key_map``).
 
     Returns:
         Lightning callbacks, in declared order (unified and foreign-style callbacks share one bridge).
@@ -101,7 +101,7 @@ def from_config(cfg: Any, *, base_dir: str | os.PathLike[str] | None = None, **o
         ConfigError: any entry without a target, with an unknown class, wrong arguments, several
             formats at once, or of no known style; the message lists every bad entry.
 
-    Example:
+    Examples:
         >>> from callbridge.adapters import from_config
         >>> callbacks = from_config([
         ...     {"class_path": "lightning.pytorch.callbacks.EarlyStopping",
@@ -120,7 +120,7 @@ def from_config(cfg: Any, *, base_dir: str | os.PathLike[str] | None = None, **o
 def build_objects(cfg: Any, *, base_dir: str | os.PathLike[str] | None = None) -> list[tuple[str, Any]]:
     """The callback objects that ``cfg`` declares, each with its entry label, style-checked.
 
-    The building half of :func:`from_config`, for callers that adapt the objects themselves.
+    The building half of [`from_config`][from_config], for callers that adapt the objects themselves.
     """
     cfg, base = _load(cfg, base_dir)
     built: list[tuple[str, Any]] = []
@@ -151,7 +151,7 @@ def load_class_from_file(path: str | os.PathLike[str], name: str) -> type:
         ImportError: the file fails to import (the original error is chained).
         AttributeError: the file defines no class ``name`` (the message lists the classes it defines).
 
-    Example:
+    Examples:
         >>> import pathlib, tempfile
         >>> file = pathlib.Path(tempfile.mkdtemp()) / "my_callbacks.py"
         >>> _ = file.write_text("class Plot:\\n    def on_training_complete(self, model, **kw): pass\\n")
@@ -196,7 +196,7 @@ def _import_file(file: Path) -> ModuleType:
 
 
 def is_loaded_from_file(module_name: str) -> bool:
-    """Whether ``module_name`` is a module that :func:`load_class_from_file` imported from a file."""
+    """Whether ``module_name`` is a module that [`load_class_from_file`][load_class_from_file] imported from a file."""
     return module_name.startswith(_FILE_MODULE_PREFIX)
 
 

@@ -1,12 +1,13 @@
-"""The typed registry of callback styles: one :class:`Style` record per foreign style.
+"""The typed registry of callback styles: one [`Style`][Style] record per foreign style.
 
 Every part of callbridge that needs to know the styles (``to_lightning``, ``from_config``,
 ``callbridge inspect`` and ``verify``, the docs' mapping tables) reads this registry; nothing else
 names a style. A style is one package under ``callbridge.adapters`` whose ``__init__`` builds a
-:class:`Style` and calls :func:`register`. Registering needs no import of the style's home library:
+[`Style`][Style] and calls [`register`][register]. Registering needs no import of the style's home library:
 the callables in the record import it lazily.
 
-Example, a toy style in one file:
+Examples:
+    A toy style in one file:
     >>> from callbridge.adapters.registry import Style, register, unregister, get_style
     >>> from callbridge.callbacks import Callback
     >>> class _Toy(Callback):
@@ -118,7 +119,7 @@ def register(style: Style, *, replace: bool = False) -> None:
     """Adds ``style`` to the registry (after the styles already there, in detection order).
 
     Raises:
-        TypeError: ``style`` is not a :class:`Style`.
+        TypeError: ``style`` is not a [`Style`][Style].
         ValueError: a style of that name is registered and ``replace`` is False.
     """
     if not isinstance(style, Style):
@@ -183,9 +184,9 @@ DOCS_END = "<!-- /hook-map -->"
 
 
 def hook_map_table(style: Style) -> str:
-    """The Markdown table of ``style.hook_map``, as its docs page shows it between :data:`DOCS_BEGIN`/:data:`DOCS_END`.
+    """The Markdown table of ``style.hook_map``, as its docs page shows it between `DOCS_BEGIN`/`DOCS_END`.
 
-    Example:
+    Examples:
         >>> toy = Style("toy", "t", lambda o: False, lambda o: False, lambda objs: [], {"tick": "on_train_epoch_end"})
         >>> print(hook_map_table(toy))
         | toy hook | runs from (Lightning) |

@@ -1,12 +1,12 @@
 """The benchmark's model, its timing instruments and one factory per configuration (imports Lightning).
 
-A factory takes an :class:`Env` and returns a :class:`Setup`: the callbacks, the Trainer options that
-differ from :data:`COMMON_TRAINER`, the meters that time the pieces of interest from the outside, and a
-check run after ``fit``. A factory whose pieces are not importable yet raises :class:`Unavailable`
+A factory takes an `Env` and returns a `Setup`: the callbacks, the Trainer options that
+differ from `COMMON_TRAINER`, the meters that time the pieces of interest from the outside, and a
+check run after ``fit``. A factory whose pieces are not importable yet raises `Unavailable`
 naming them; the report shows that configuration as unavailable instead of failing.
 
-Every configuration trains the same :class:`BenchModule` (a tiny linear layer on pre-batched in-memory
-tensors, so that a step costs little besides the framework) with the same :class:`LoopTimer` first
+Every configuration trains the same `BenchModule` (a tiny linear layer on pre-batched in-memory
+tensors, so that a step costs little besides the framework) with the same `LoopTimer` first
 in its callback list.
 """
 
@@ -206,7 +206,7 @@ class Unavailable(Exception):
 
 
 def need(module: str, *names: str) -> list[Any]:
-    """``module``'s attributes ``names``, or :class:`Unavailable` listing what is missing."""
+    """``module``'s attributes ``names``, or `Unavailable` listing what is missing."""
     try:
         imported = importlib.import_module(module)
     except ImportError:
@@ -218,7 +218,7 @@ def need(module: str, *names: str) -> list[Any]:
 
 
 def need_style(obj: Any, style: str) -> None:
-    """:class:`Unavailable` unless callbridge's style detection recognises ``obj`` as ``style``."""
+    """`Unavailable` unless callbridge's style detection recognises ``obj`` as ``style``."""
     (detect_style,) = need("callbridge.adapters.styles", "detect_style")
     try:
         found = detect_style(obj)

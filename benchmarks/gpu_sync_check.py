@@ -2,7 +2,7 @@
 
     python -m benchmarks.gpu_sync_check [--steps 40] [--mode error|warn]
 
-Each case fits :class:`benchmarks.configs.BenchModule` with its data already on the GPU (no host-to-device
+Each case fits `benchmarks.configs.BenchModule` with its data already on the GPU (no host-to-device
 copy per step) and ``torch.cuda.set_sync_debug_mode(mode)`` switched on from the first callback's
 ``on_train_batch_start`` to the module's ``on_train_batch_end`` (which Lightning runs after every
 callback's), so only what happens inside training steps is checked. With ``error`` a synchronising call

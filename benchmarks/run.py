@@ -3,7 +3,7 @@
     python -m benchmarks.run [--smoke] [--repeats N] [--steps N] [--stack-steps N] [--out DIR]
 
 Method (see ``docs/performance.md``): each repeat is one fresh worker process
-(:mod:`benchmarks.worker`) that imports Lightning once, warms every configuration up with a short
+(`benchmarks.worker`) that imports Lightning once, warms every configuration up with a short
 discarded fit, then fits each configuration once. The order rotates by one position per repeat, so
 every configuration runs early and late in a process equally often and slow drifts of the machine
 hit all of them alike. Per-step time is the fit loop's wall time (``on_train_start`` to

@@ -1,6 +1,6 @@
 """One repeat of the benchmark: every configuration once, in the order the orchestrator gives, in this process.
 
-``python -m benchmarks.worker SPEC.json RESULTS.jsonl`` (started by :mod:`benchmarks.run`, one fresh
+``python -m benchmarks.worker SPEC.json RESULTS.jsonl`` (started by `benchmarks.run`, one fresh
 process per repeat: Lightning is imported once per repeat, not once per configuration). Each
 configuration first runs a short warm-up fit (discarded) so that first-use costs (imports inside
 loggers, allocator growth, lazily built caches) are paid before any measured fit. One JSON line per

@@ -1,7 +1,9 @@
-"""The unified callback API: one :class:`Callback` interface, one :class:`CallbackContext`, and built-ins.
+"""The unified callback API: one [`Callback`][Callback] interface, one [`CallbackContext`][CallbackContext], and
+built-ins.
 
 Nothing here imports Lightning: the same callbacks run under a Lightning Trainer (through
-:func:`callbridge.adapters.to_lightning`) and in a hand-written PyTorch loop (through :class:`CallbackList`).
+[`callbridge.adapters.to_lightning`][callbridge.adapters.lightning.to_lightning]) and in a hand-written PyTorch loop
+(through [`CallbackList`][CallbackList]).
 """
 
 from callbridge.callbacks.base import HOOKS, Callback

@@ -39,12 +39,12 @@ HOOKS: tuple[str, ...] = (
 class Callback:
     """Base class of every unified callback.
 
-    Override the hooks you need; each receives the one :class:`CallbackContext` of the run, which
+    Override the hooks you need; each receives the one [`CallbackContext`][CallbackContext] of the run, which
     reads the training state (``ctx.loss``, ``ctx.metrics``, ``ctx.epoch`` ...) and takes writes
     (``ctx.should_stop``, ``ctx.learning_rate``). A hook you do not override costs nothing: the
     dispatcher never calls it.
 
-    Example:
+    Examples:
         >>> from callbridge.callbacks import Callback, CallbackContext
         >>> class HaltOnNan(Callback):
         ...     def on_step_end(self, ctx: CallbackContext):
@@ -88,7 +88,7 @@ class Callback:
         """At the start of an entry point; ``ctx.stage`` is ``fit``, ``validate``, ``test`` or ``predict``."""
 
     def on_stage_end(self, ctx: CallbackContext) -> None:
-        """After an entry point finished without an exception (see :meth:`on_exception`)."""
+        """After an entry point finished without an exception (see [`on_exception`][on_exception])."""
 
     # -- training ----------------------------------------------------------------------------
     def on_train_begin(self, ctx: CallbackContext) -> None:
@@ -155,7 +155,7 @@ class Callback:
         return {}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned."""
+        """Restore what [`state_dict`][state_dict] returned."""
 
     @property
     def state_key(self) -> str:

@@ -16,7 +16,8 @@ class CallbackList:
     also after an earlier one set ``ctx.should_stop``. Callbacks marked ``rank_zero_only`` are left
     out when ``is_global_zero`` is False.
 
-    Example, a plain PyTorch loop:
+    Examples:
+        A plain PyTorch loop:
         >>> import torch
         >>> from callbridge.callbacks import Callback, CallbackContext, CallbackList
         >>> class StopAfterTwo(Callback):
@@ -105,17 +106,19 @@ class CallbackList:
             getattr(callback, hook)(ctx)
 
     def state_dict(self) -> dict[str, Any]:
-        """Every callback's :meth:`Callback.state_dict`, under its unique :attr:`Callback.state_key`."""
+        """Every callback's [`Callback.state_dict`][Callback.state_dict], under its unique
+        [`Callback.state_key`][Callback.state_key]."""
         return {key: cb.state_dict() for key, cb in zip(self.state_keys(), self._callbacks, strict=True)}
 
     def load_state_dict(self, states: Mapping[str, Any]) -> None:
-        """Gives each callback its entry of a :meth:`state_dict` result (callbacks without one are left alone)."""
+        """Gives each callback its entry of a [`state_dict`][state_dict] result (callbacks without one are left
+        alone)."""
         for key, callback in zip(self.state_keys(), self._callbacks, strict=True):
             if key in states:
                 callback.load_state_dict(states[key])
 
     def state_keys(self) -> list[str]:
-        """Each callback's key in :meth:`state_dict`: its ``state_key``, with ``[1]``, ``[2]`` for repeats."""
+        """Each callback's key in [`state_dict`][state_dict]: its ``state_key``, with ``[1]``, ``[2]`` for repeats."""
         seen: dict[str, int] = {}
         keys = []
         for callback in self._callbacks:

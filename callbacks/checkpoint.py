@@ -44,21 +44,22 @@ class CheckpointCallback(Callback):
     Retention (``save_total_limit=K``): with a ``monitor``, the K best checkpoints by ``mode`` are kept
     and the worst is deleted (a new checkpoint worse than all K kept ones is not written at all); without
     a monitor, the newest K are kept. ``last`` is never counted or deleted. ``monitor`` matches keys as
-    :class:`EarlyStoppingCallback` does (exact key, else the ``eval_`` <-> ``val_`` alias); a key still
-    missing once an evaluation ran raises a :class:`~callbridge.callbacks.MonitorError` (a ``KeyError``)
-    listing the keys that were logged.
+    [`EarlyStoppingCallback`][EarlyStoppingCallback] does (exact key, else the ``eval_`` <-> ``val_`` alias); a key
+    still missing once an evaluation ran raises a `MonitorError` (a ``KeyError``) listing the keys that were logged.
 
     A safetensors checkpoint holds every tensor of the training state, its structure as JSON metadata:
     ``trainer.fit(ckpt_path="....safetensors")`` resumes from it under Lightning (the bridge installs
-    :class:`callbridge.adapters.checkpoint_io.CallbridgeCheckpointIO`), and loading never unpickles.
+    [`callbridge.adapters.checkpoint_io.CallbridgeCheckpointIO`][callbridge.adapters.checkpoint_io.CallbridgeCheckpointIO]),
+    and loading never unpickles.
 
-    After (or during) training: :attr:`best_path` (best by monitor, else the newest), :attr:`last_path`,
-    :attr:`kept_paths` (best first with a monitor, else oldest first), :attr:`best_score`.
+    After (or during) training: [`best_path`][best_path] (best by monitor, else the newest), `last_path`,
+    [`kept_paths`][kept_paths] (best first with a monitor, else oldest first), [`best_score`][best_score].
 
     The callback runs after the others at the same hook (``priority = 200``), so the checkpoint holds
     their state for the epoch (an early-stopping counter, say).
 
-    Example, in a plain loop (under Lightning: ``L.Trainer(callbacks=to_lightning([ckpt]))``):
+    Examples:
+        In a plain loop (under Lightning: ``L.Trainer(callbacks=to_lightning([ckpt]))``):
         >>> import tempfile, torch
         >>> from pathlib import Path
         >>> from callbridge.callbacks import CallbackContext, CallbackList, CheckpointCallback
@@ -162,7 +163,7 @@ class CheckpointCallback(Callback):
 
     @property
     def best_score(self) -> float | None:
-        """The monitored value of :attr:`best_path` (None without a monitor)."""
+        """The monitored value of [`best_path`][best_path] (None without a monitor)."""
         ranked = self._ranked()
         return ranked[0][0] if ranked and self.monitor is not None else None
 

@@ -32,14 +32,15 @@ def as_float(value: Any) -> float | None:
 
 @dataclass(frozen=True)
 class EngineRequests:
-    """What the callbacks asked of the engine, as :meth:`CallbackContext.take_requests` returns it.
+    """What the callbacks asked of the engine, as [`CallbackContext.take_requests`][CallbackContext.take_requests]
+    returns it.
 
     Attributes:
         stop: a callback set ``should_stop`` (it stays requested until the engine sets ``should_stop = False``).
         learning_rate: a callback assigned ``learning_rate`` since the engine last took the requests.
         weights: a callback called ``mark_weights_changed()`` since the engine last took the requests.
 
-    Example:
+    Examples:
         >>> EngineRequests(stop=True)
         EngineRequests(stop=True, learning_rate=False, weights=False)
     """
@@ -62,7 +63,8 @@ class CallbackContext:
     them and may write ``should_stop`` and ``learning_rate``. Numbers that live on a device
     (``loss``, ``metrics``) are turned into Python floats only when a callback reads them.
 
-    Example, in a hand-written loop:
+    Examples:
+        In a hand-written loop:
         >>> import torch
         >>> from callbridge.callbacks import CallbackContext
         >>> model = torch.nn.Linear(2, 1)
@@ -106,25 +108,26 @@ class CallbackContext:
         log_every_n_steps: how often ``on_log`` fires during training (0: only at epoch and evaluation end).
         global_rank, local_rank: the process's ranks (0 in a single process).
         weights_sharded: the model's weights are sharded across processes (FSDP, DeepSpeed, model
-            parallel): :meth:`model_state` and :meth:`load_model_state` are then collectives that every
-            process calls, and a weight change on one process alone cannot be broadcast.
+            parallel): [`model_state`][model_state] and [`load_model_state`][load_model_state] are then collectives that
+            every process calls, and a weight change on one process alone cannot be broadcast.
         train_dataloader: the training dataloader of the current fit, when the engine knows it; eval_dataloader:
             the dataloader (a list when there are several) of the current evaluation pass.
         accumulate_grad_batches: batches whose gradients add up before each optimizer step (1: no accumulation).
         gradient_clip_val: the engine's gradient clipping threshold (``None``: no clipping).
         max_steps: the optimizer-step limit the engine was given (``None``: no limit besides ``max_epochs``).
-        callbacks: the :class:`CallbackList` dispatching to this context (set by the list on its first
-            dispatch); :meth:`save_checkpoint` uses it for ``on_save`` and the callbacks' state.
+        callbacks: the [`CallbackList`][CallbackList] dispatching to this context (set by the list on its first
+            dispatch); [`save_checkpoint`][save_checkpoint] uses it for ``on_save`` and the callbacks' state.
 
     Engine protocol: an engine (the Lightning bridge, a hand-written loop, another trainer) keeps the
     fields above current, and uses these public methods, and nothing else, to exchange the rest:
 
     - ``metrics_source``: optional callable returning the engine's live metrics (raw tensors or numbers);
-      merged into :attr:`metrics` when they are next read.
-    - :meth:`update_metrics` / the ``metrics`` setter: hand over new values.
-    - :meth:`invalidate_metrics`: the run moved on (a new batch or epoch): convert again at the next read.
-    - :meth:`clear_metrics`: forget every value (a new entry point: ``validate`` after ``fit``, say).
-    - :meth:`take_requests`: what the callbacks asked for (stop, learning rate, weights), so the engine
+      merged into [`metrics`][metrics] when they are next read.
+    - [`update_metrics`][update_metrics] / the ``metrics`` setter: hand over new values.
+    - [`invalidate_metrics`][invalidate_metrics]: the run moved on (a new batch or epoch): convert again at the next
+      read.
+    - [`clear_metrics`][clear_metrics]: forget every value (a new entry point: ``validate`` after ``fit``, say).
+    - [`take_requests`][take_requests]: what the callbacks asked for (stop, learning rate, weights), so the engine
       can apply it (and agree on it across processes).
     """
 
@@ -229,7 +232,7 @@ class CallbackContext:
         self._metrics = None
 
     def invalidate_metrics(self) -> None:
-        """Engine protocol: values may have changed; :attr:`metrics` is rebuilt (and ``metrics_source`` read
+        """Engine protocol: values may have changed; [`metrics`][metrics] is rebuilt (and ``metrics_source`` read
         again) at its next read. Cheap: nothing is converted until a callback reads."""
         self._metrics = None
 
@@ -244,7 +247,7 @@ class CallbackContext:
         ``learning_rate`` and ``weights`` are cleared by this call (the engine applies them once);
         ``stop`` stays set, as ``should_stop`` does, until the engine sets ``should_stop = False``.
 
-        Example:
+        Examples:
             >>> ctx = CallbackContext()
             >>> ctx.mark_weights_changed()
             >>> ctx.take_requests().weights, ctx.take_requests().weights
@@ -292,14 +295,14 @@ class CallbackContext:
     # -- engine services -----------------------------------------------------------------------
     def model_state(self, *, offload: bool = False, into: dict[str, Any] | None = None) -> dict[str, Any]:
         """A copy of the model's weights, right for whole and sharded models alike (see
-        :func:`callbridge.callbacks.weights.snapshot_weights`; with sharded weights every process calls it
+        `callbridge.callbacks.weights.snapshot_weights`; with sharded weights every process calls it
         and keeps its own shard). ``offload`` keeps the copy in host memory; ``into`` reuses an earlier copy."""
         from callbridge.callbacks.weights import snapshot_weights
 
         return snapshot_weights(self.model, sharded=self.weights_sharded, offload=offload, into=into)
 
     def load_model_state(self, state: Mapping[str, Any]) -> None:
-        """Loads a :meth:`model_state` copy back into the model (every process, with sharded weights)."""
+        """Loads a [`model_state`][model_state] copy back into the model (every process, with sharded weights)."""
         from callbridge.callbacks.weights import restore_weights
 
         restore_weights(self.model, state, sharded=self.weights_sharded)
@@ -316,7 +319,7 @@ class CallbackContext:
         """Saves the full training state to ``path`` (call it on every process; global rank zero writes).
 
         The format follows the extension: ``.safetensors`` (tensors in a safetensors file, structure as
-        JSON metadata, never pickled) or else :func:`torch.save`. The write is atomic. ``on_save`` fires
+        JSON metadata, never pickled) or else `torch.save`. The write is atomic. ``on_save`` fires
         first, with ``ctx.checkpoint`` the dict about to be written.
 
         This plain-loop version saves ``{"epoch", "global_step", "state_dict", "optimizer_states",
@@ -339,7 +342,7 @@ class CallbackContext:
             save_checkpoint_file(checkpoint, path)
 
     def load_checkpoint(self, path: str | os.PathLike[str]) -> dict[str, Any]:
-        """Restores what :meth:`save_checkpoint` wrote: model, optimizer, scheduler, ``epoch``, ``step``
+        """Restores what [`save_checkpoint`][save_checkpoint] wrote: model, optimizer, scheduler, ``epoch``, ``step``
         and the callbacks' state; then ``on_load`` fires. Returns the checkpoint dict.
 
         Loading never runs arbitrary pickle code: ``.safetensors`` files are not pickled at all and

@@ -25,7 +25,7 @@ class EarlyStoppingCallback(Callback):
 
     The monitor name matches the exact logged key; if that key is absent, ``eval_X`` also matches a
     logged ``val_X`` and vice versa, so the seed's ``monitor="eval_loss"`` works with Lightning's
-    ``val_loss``. A monitor that is never logged raises a :class:`~callbridge.callbacks.MonitorError` (a
+    ``val_loss``. A monitor that is never logged raises a `MonitorError` (a
     ``KeyError``) listing the keys that were (``strict=False``: a warning, and the callback does nothing).
 
     ``restore_best=True`` keeps a snapshot of the best weights and loads it into the model at train end
@@ -38,7 +38,8 @@ class EarlyStoppingCallback(Callback):
     checkpoints, so an interrupted and resumed run stops at the same epoch and restores the same
     weights as an uninterrupted one.
 
-    Example, in a plain loop (under Lightning: ``L.Trainer(callbacks=to_lightning([early_stop]))``):
+    Examples:
+        In a plain loop (under Lightning: ``L.Trainer(callbacks=to_lightning([early_stop]))``):
         >>> from callbridge.callbacks import CallbackContext, CallbackList, EarlyStoppingCallback
         >>> early_stop = EarlyStoppingCallback(
         ...     monitor="eval_loss", patience=3, min_delta=0.001, mode="min", restore_best=True

@@ -13,14 +13,15 @@ class MonitorError(KeyError):
     """A callback's ``monitor`` names a metric that was never logged; the message lists the keys that were.
 
     A ``KeyError`` (the key is missing), raised by every built-in that monitors a metric
-    (:class:`~callbridge.callbacks.EarlyStoppingCallback`, :class:`~callbridge.callbacks.CheckpointCallback`).
+    ([`EarlyStoppingCallback`][callbridge.callbacks.early_stopping.EarlyStoppingCallback],
+    [`CheckpointCallback`][callbridge.callbacks.checkpoint.CheckpointCallback]).
 
     Attributes:
         owner: the callback's class name.
         monitor: the monitored name.
         logged: the keys that were logged, sorted.
 
-    Example:
+    Examples:
         >>> error = MonitorError("EarlyStoppingCallback", "val_acc", {"val_loss": 0.5})
         >>> print(error)  # doctest: +ELLIPSIS
         EarlyStoppingCallback: monitor 'val_acc' was never logged (looked for 'val_acc' or 'eval_acc'); keys...
@@ -55,7 +56,7 @@ def find_monitor(monitor: str, metrics: Mapping[str, float]) -> tuple[str, float
 
 
 def missing_monitor_message(owner: str, monitor: str, logged: Iterable[str]) -> str:
-    """The sentence :class:`MonitorError` carries (also used for warnings)."""
+    """The sentence `MonitorError` carries (also used for warnings)."""
     tried = " or ".join(repr(k) for k in monitor_candidates(monitor))
     keys = ", ".join(sorted(logged)) or "none"
     return f"{owner}: monitor {monitor!r} was never logged (looked for {tried}); keys logged: {keys}"

@@ -3,7 +3,7 @@
 * ``.safetensors``: every tensor of the checkpoint goes into a `safetensors <https://huggingface.co/docs/safetensors>`_
   file; the structure around them (nested dicts, lists, tuples, numbers, strings) is stored as JSON in the
   file's metadata under the key ``callbridge.structure``. Loading it never unpickles anything.
-* anything else (``.pt``, ``.ckpt``, ...): :func:`torch.save`.
+* anything else (``.pt``, ``.ckpt``, ...): `torch.save`.
 
 Each file carries a SHA-256 of its content (safetensors: every tensor and the structure, in the metadata
 key ``callbridge.sha256``; ``torch.save`` files: every record of the zip archive, in an extra record
@@ -11,10 +11,12 @@ key ``callbridge.sha256``; ``torch.save`` files: every record of the zip archive
 match, or is truncated, raises :class:`CheckpointFileError` naming it.
 
 Both are written to a temporary file in the target folder, flushed to disk, then renamed over the target
-with :func:`os.replace`, so a process killed mid-write leaves the previous file intact.
+with `os.replace`, so a process killed mid-write leaves the previous file intact.
 
-Nothing here imports Lightning: the plain-loop :meth:`CallbackContext.save_checkpoint` and the Lightning
-``CheckpointIO`` plugin (:class:`callbridge.adapters.checkpoint_io.CallbridgeCheckpointIO`) both use it.
+Nothing here imports Lightning: the plain-loop [`CallbackContext.save_checkpoint`][CallbackContext.save_checkpoint] and
+the Lightning ``CheckpointIO`` plugin
+([`callbridge.adapters.checkpoint_io.CallbridgeCheckpointIO`][callbridge.adapters.checkpoint_io.CallbridgeCheckpointIO])
+both use it.
 """
 
 from __future__ import annotations
@@ -130,10 +132,10 @@ def save_checkpoint_file(checkpoint: Mapping[str, Any], path: str | os.PathLike[
 def load_checkpoint_file(
     path: str | os.PathLike[str], map_location: Any = None, *, weights_only: bool | None = None
 ) -> dict[str, Any]:
-    """Reads a checkpoint written by :func:`save_checkpoint_file` (or any ``torch.save`` file).
+    """Reads a checkpoint written by `save_checkpoint_file` (or any ``torch.save`` file).
 
     ``map_location``: a device (``"cpu"``, ``torch.device``) for safetensors files; anything
-    :func:`torch.load` accepts for the others. ``weights_only`` applies to ``torch.load`` only; a
+    `torch.load` accepts for the others. ``weights_only`` applies to ``torch.load`` only; a
     safetensors file never runs pickle.
 
     The file's content hash is verified first. ``weights_only=None`` (the default) means ``False`` for a
@@ -271,7 +273,7 @@ def _is_legacy_torch_file(path: Path) -> bool:
 
 
 def encode(obj: Any) -> tuple[dict[str, torch.Tensor], Any]:
-    """Splits ``obj`` into ``({key: tensor}, json_structure)``; :func:`decode` reverses it."""
+    """Splits ``obj`` into ``({key: tensor}, json_structure)``; `decode` reverses it."""
     tensors: dict[str, torch.Tensor] = {}
     storages: set[tuple[Any, int]] = set()
 
@@ -319,7 +321,7 @@ def encode(obj: Any) -> tuple[dict[str, torch.Tensor], Any]:
 
 
 def decode(structure: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
-    """The object :func:`encode` split into ``structure`` and ``tensors``."""
+    """The object `encode` split into ``structure`` and ``tensors``."""
 
     def dec(node: Any) -> Any:
         if isinstance(node, list):

@@ -3,13 +3,13 @@
 Under DDP every process holds the whole model, and a snapshot is a copy of ``module.state_dict()``. Under a
 sharded strategy (FSDP, FSDP2's ``fully_shard``, tensor parallelism) each process holds a shard, and a
 ``state_dict()`` copy taken on one process alone is not the model. Snapshots and restores then go through
-PyTorch's distributed state-dict API (:func:`torch.distributed.checkpoint.state_dict.get_model_state_dict`
+PyTorch's distributed state-dict API (`torch.distributed.checkpoint.state_dict.get_model_state_dict`
 and ``set_model_state_dict``), called on every process: each keeps a copy of its own shard, so a snapshot
 costs 1/world_size of the model per process, optionally in host memory (``offload=True``).
 
 Nothing here imports Lightning: the engine says whether the weights are sharded
-(:attr:`callbridge.callbacks.CallbackContext.weights_sharded`) and callbacks call
-:meth:`~callbridge.callbacks.CallbackContext.model_state` / ``load_model_state``.
+(`callbridge.callbacks.CallbackContext.weights_sharded`) and callbacks call
+[`model_state`][callbridge.callbacks.context.CallbackContext.model_state] / ``load_model_state``.
 
 Examples:
     >>> import torch
@@ -66,7 +66,7 @@ def snapshot_weights(
 
 
 def restore_weights(module: torch.nn.Module, state: Mapping[str, Any], *, sharded: bool = False) -> None:
-    """Loads a :func:`snapshot_weights` copy back into ``module`` (every process, when ``sharded``)."""
+    """Loads a `snapshot_weights` copy back into ``module`` (every process, when ``sharded``)."""
     if sharded:
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
 

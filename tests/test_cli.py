@@ -33,7 +33,7 @@ def callbridge(*args: str, cwd: Path, timeout: int = 300) -> subprocess.Complete
 def test_fit_runs_the_digits_example_config(tmp_path: Path) -> None:
     proc = callbridge("fit", "--config", str(ROOT / "examples/digits/config.yaml"), *SMOKE, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "epoch 0: train_loss" in proc.stdout  # EpochReport (a _target_ entry inside Callbacks) ran
+    assert "Epoch 0: train_loss" in proc.stdout  # EpochReport (a _target_ entry inside Callbacks) ran
     assert "`Trainer.fit` stopped: `max_epochs=1` reached" in proc.stdout + proc.stderr
     assert (tmp_path / "config.yaml").exists()  # LightningCLI saved the resolved config
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,16 +10,22 @@ from pathlib import Path
 ROOT = Path(__file__).parents[1]
 
 
-def run_example(*args: str, timeout: int = 300) -> str:
+def run_example(*args: str, timeout: int = 300, stderr: list[str] | None = None) -> str:
     proc = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    if stderr is not None:
+        stderr.append(proc.stderr)
     return proc.stdout
 
 
 def test_digits_demo_smoke(tmp_path: Path) -> None:
-    out = run_example("examples/digits/train.py", "--smoke", "--out", str(tmp_path))
+    err: list[str] = []
+    out = run_example("examples/digits/train.py", "--smoke", "--out", str(tmp_path), stderr=err)
     assert "callbridge demo: trained 1 epochs (2 optimizer steps)" in out
-    assert "epoch 0: train_loss" in out and "[warprec-style] training complete" in out
+    assert "Epoch 0: train_loss" in out and "[warprec-style] training complete" in out
+    # quiet: no warnings, no tips
+    printed = out + err[0]
+    assert not re.search(r"warn|litlogger|LeafSpec", printed, re.IGNORECASE), printed[-3000:]
     assert f"open: tensorboard --logdir {tmp_path}/runs" in out
     assert list((tmp_path / "checkpoints").glob("*.safetensors"))
     assert (tmp_path / "runs" / "mlflow.db").exists() and (tmp_path / "keras_history.csv").exists()

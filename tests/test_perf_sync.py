@@ -1,7 +1,7 @@
 """No hidden cost: callbacks that use only epoch hooks turn no tensor into a Python number during training steps.
 
 On an accelerator each ``Tensor.item()`` (``float(t)``, ``t.tolist()`` ...) is a device-to-host sync. On
-CPU we count those conversions instead: :class:`ConversionCounter` wraps them on ``torch.Tensor`` and
+CPU we count those conversions instead: `ConversionCounter` wraps them on ``torch.Tensor`` and
 counts the calls made while a training step is in progress (from the first callback's
 ``on_train_batch_start`` to the module's ``on_train_batch_end``, which Lightning runs after every
 callback's), in total and from callbridge's own code. ``benchmarks/gpu_sync_check.py`` checks the same

@@ -11,14 +11,15 @@ RUN with one JOB, its config composed by Hydra's compose API and ``HydraConfig``
 
 Start events run in registration order, end events in reverse order, and a callback that raises
 becomes a warning (as Hydra does) unless the adapter is ``strict``. ``job_return`` is Hydra's own
-``JobReturn`` when hydra-core is installed. :class:`HydraMultirun` turns a loop of fits into one
-MULTIRUN; inside a live Hydra app :class:`HydraRelay` (in ``hydra.callbacks``) delivers Hydra's own hooks
-once per job; :func:`from_hydra_config` builds callbacks from ``_target_`` entries. See ``docs/hydra.md``.
+``JobReturn`` when hydra-core is installed. [`HydraMultirun`][HydraMultirun] turns a loop of fits into one
+MULTIRUN; inside a live Hydra app `HydraRelay` (in ``hydra.callbacks``) delivers Hydra's own hooks
+once per job; [`from_hydra_config`][from_hydra_config] builds callbacks from ``_target_`` entries. See
+``docs/hydra.md``.
 
-The package layout: ``detection`` (which objects are Hydra callbacks), ``adapter`` (:class:`HydraAdapter`),
+The package layout: ``detection`` (which objects are Hydra callbacks), ``adapter`` ([`HydraAdapter`][HydraAdapter]),
 ``job_return`` (``JobReturn`` and the task function), ``compose`` (configs composed by Hydra,
-``HydraConfig``), ``multirun`` (:class:`HydraMultirun`), ``live`` and ``relay`` (inside a Hydra app),
-``entries`` (:func:`from_hydra_config`). Importing it does not import hydra (only :class:`HydraRelay` does).
+``HydraConfig``), ``multirun`` ([`HydraMultirun`][HydraMultirun]), ``live`` and ``relay`` (inside a Hydra app),
+``entries`` ([`from_hydra_config`][from_hydra_config]). Importing it does not import hydra (only `HydraRelay` does).
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ __all__ = [
 
 
 def adapt(objs: Sequence[Any], **options: Any) -> list[HydraAdapter]:
-    """One :class:`HydraAdapter` running all Hydra-style ``objs`` (the registry's ``adapt``)."""
+    """One [`HydraAdapter`][HydraAdapter] running all Hydra-style ``objs`` (the registry's ``adapt``)."""
     return [HydraAdapter(objs, **options)]
 
 

@@ -12,7 +12,7 @@ and ``run_job`` would run it::
     HydraConfig restored
     on_run_end(config, config_name=..., job_return=...)
 
-Inside a live Hydra job with :class:`~callbridge.adapters.hydra.HydraRelay` in ``hydra.callbacks`` the relay
+Inside a live Hydra job with [`HydraRelay`][callbridge.adapters.hydra.relay.HydraRelay] in ``hydra.callbacks`` the relay
 delivers the hooks once per Hydra job, with Hydra's own config, task function and ``JobReturn``; without
 the relay each entry point is one job of the live config.
 """
@@ -66,7 +66,7 @@ class HydraAdapter(Callback):
         config_dir: a directory of Hydra config files: the task config is composed by Hydra from
             ``config_name`` there (as ``@hydra.main(config_path=config_dir)`` would); excludes ``config``.
         job_name: ``hydra.job.name`` and ``JobReturn.task_name``; default: the script's file stem.
-        sweep_job: set by :meth:`HydraMultirun.job <callbridge.adapters.hydra.HydraMultirun.job>`: the job of
+        sweep_job: set by [`HydraMultirun.job`][callbridge.adapters.hydra.multirun.HydraMultirun.job]: the job of
             a sweep this adapter runs.
 
     Examples:

@@ -5,9 +5,9 @@ Hydra's compose API (``initialize_config_dir`` + ``compose(return_hydra_config=T
 ``RunMode``, job logging, launcher, sweeper ...); callbridge then sets what a Lightning run decides (the
 run directory, the job's name, number and overrides) and merges the task config in. The global state the
 compose API touches (``GlobalHydra``, Hydra's version base, the job name of ``JobRuntime``) is restored
-before :func:`compose` returns.
+before [`compose`][compose] returns.
 
-:class:`HydraConfigScope` sets ``HydraConfig`` for a job and restores what was there before, as Hydra's
+[`HydraConfigScope`][HydraConfigScope] sets ``HydraConfig`` for a job and restores what was there before, as Hydra's
 ``run_job`` does. Without hydra-core a plain ``DictConfig`` with the same keys is built instead
 (``hydra.mode`` is then the string ``"RUN"``/``"MULTIRUN"``).
 """
@@ -280,7 +280,7 @@ def build_config(
     multirun: bool = False,
     sweep_dir: str | None = None,
 ) -> DictConfig:
-    """The config a job's ``on_job_start`` gets outside a Hydra app: :func:`compose`, then the run (or the
+    """The config a job's ``on_job_start`` gets outside a Hydra app: [`compose`][compose], then the run (or the
     sweep's) directory and ``hydra.runtime.output_dir`` set as Hydra's ``run_job`` sets them.
 
     In a single run ``output_dir`` is ``hydra.run.dir`` and ``hydra.job.num``/``id`` stay unset, as in Hydra;

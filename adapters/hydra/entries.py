@@ -25,9 +25,9 @@ def from_hydra_config(
     ``cfg`` is a YAML file path or a config holding ``hydra.callbacks.<name>: {_target_: ..., ...}`` (the
     shape Hydra reads), a ``callbacks`` node, a mapping ``name -> entry``, a list of entries, or one
     entry. Entries of any style are accepted (Hydra, Keras, unified, Lightning); ``options`` go to
-    :func:`~callbridge.adapters.to_lightning`. Inside a running Hydra app, entries that Hydra itself
-    already instantiated from ``hydra.callbacks`` are left out, so they do not fire twice; with
-    :class:`~callbridge.adapters.hydra.HydraRelay` active, a Hydra callback is built once per Hydra run or
+    [`to_lightning`][callbridge.adapters.lightning.api.to_lightning]. Inside a running Hydra app, entries that Hydra
+    itself already instantiated from ``hydra.callbacks`` are left out, so they do not fire twice; with
+    [`HydraRelay`][callbridge.adapters.hydra.relay.HydraRelay] active, a Hydra callback is built once per Hydra run or
     sweep (later jobs get the same object), as Hydra builds ``hydra.callbacks``.
 
     Raises:

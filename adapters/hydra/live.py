@@ -1,9 +1,9 @@
 """Running inside a live Hydra app: the job's config, the callbacks Hydra calls itself, the active relay.
 
 A "live" job is a Hydra job running in this process (``@hydra.main``, Hydra's basic launcher): ``HydraConfig``
-holds its config, and that config was not set by callbridge. The :class:`~callbridge.adapters.hydra.HydraRelay`
-listed in ``hydra.callbacks`` registers itself here for the duration of Hydra's run or sweep, so that adapters
-inside the task function hand it their callbacks.
+holds its config, and that config was not set by callbridge. The
+[`HydraRelay`][callbridge.adapters.hydra.relay.HydraRelay] listed in ``hydra.callbacks`` registers itself here for the
+duration of Hydra's run or sweep, so that adapters inside the task function hand it their callbacks.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 
 class Relay(Protocol):
-    """What an adapter needs from the active relay (:class:`~callbridge.adapters.hydra.HydraRelay`)."""
+    """What an adapter needs from the active relay ([`HydraRelay`][callbridge.adapters.hydra.relay.HydraRelay])."""
 
     job_config: DictConfig | None
     instances: dict[str, Any]

@@ -1,4 +1,4 @@
-"""A loop of fits as one Hydra MULTIRUN, outside a Hydra app: :class:`HydraMultirun`."""
+"""A loop of fits as one Hydra MULTIRUN, outside a Hydra app: [`HydraMultirun`][HydraMultirun]."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 @dataclass
 class SweepJob:
-    """One job of a :class:`HydraMultirun`: its number, task config and overrides (each trainer's own).
+    """One job of a [`HydraMultirun`][HydraMultirun]: its number, task config and overrides (each trainer's own).
 
     Examples:
         >>> job = SweepJob(sweep=None, num=3, config={"lr": 0.1}, overrides=["lr=0.1"])
@@ -53,21 +53,21 @@ class SweepJob:
 class HydraMultirun:
     """A loop of fits as one Hydra MULTIRUN: ``on_multirun_start``, one job per trainer, ``on_multirun_end``.
 
-    Enter the ``with`` block to start the sweep; call :meth:`job` for each trainer to get its Lightning
+    Enter the ``with`` block to start the sweep; call [`job`][job] for each trainer to get its Lightning
     callbacks. Each call is a job of its own (number, config, overrides), whichever trainer runs first.
     ``on_multirun_end`` fires when the block exits normally; as in Hydra, not when it raises.
 
     Args:
         callbacks: the Hydra callbacks of the sweep.
         config: the sweep's task config (each job may give its own); default: each run's hyperparameters.
-        config_name: as for :class:`HydraAdapter`.
-        config_dir: as for :class:`HydraAdapter`; each job's config is composed with the job's overrides.
-        strict: as for :class:`HydraAdapter`.
-        job_name: as for :class:`HydraAdapter`.
+        config_name: as for [`HydraAdapter`][HydraAdapter].
+        config_dir: as for [`HydraAdapter`][HydraAdapter]; each job's config is composed with the job's overrides.
+        strict: as for [`HydraAdapter`][HydraAdapter].
+        job_name: as for [`HydraAdapter`][HydraAdapter].
         sweep_dir: ``hydra.sweep.dir``; each job's output dir is ``<sweep_dir>/<job number>``. Default:
             Hydra's (``multirun/<date>/<time>``), or the one in ``config_dir``'s config.
         overrides: the sweep's overrides as on Hydra's command line (``["lr=0.1,0.01"]``), recorded in the
-            sweep config's ``hydra.overrides.task``; each job's own overrides go to :meth:`job`.
+            sweep config's ``hydra.overrides.task``; each job's own overrides go to [`job`][job].
 
     Examples:
         >>> import tempfile

@@ -8,9 +8,9 @@ List it in the app's ``hydra.callbacks``::
           _target_: callbridge.adapters.hydra.HydraRelay
 
 Hydra instantiates it once per run or sweep and calls its hooks at Hydra's own points. Inside the task
-function, every :class:`~callbridge.adapters.hydra.HydraAdapter` that starts hands its callbacks to the relay
-(the first time it sees them in a job); the relay then gives them the hooks that Hydra fires from then on,
-with Hydra's own arguments:
+function, every [`HydraAdapter`][callbridge.adapters.hydra.adapter.HydraAdapter] that starts hands its callbacks to the
+relay (the first time it sees them in a job); the relay then gives them the hooks that Hydra fires from then on, with
+Hydra's own arguments:
 
 - ``on_multirun_start`` / ``on_run_start``: delivered when the relay first meets a callback in the sweep or
   run (the callback did not exist, or callbridge did not know it, when Hydra fired the hook), with the config

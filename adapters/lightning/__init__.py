@@ -1,8 +1,9 @@
 """The Lightning bridge: the one part of callbridge that touches Lightning.
 
-* :func:`to_lightning` (``api``): Lightning callbacks for callbacks of every registered style;
-* :class:`LightningBridge` (``bridge``): one Lightning callback mapping Lightning's hooks onto unified hooks;
-* :class:`LightningContext` (``context``): the only code that reads the trainer's state;
+* [`to_lightning`][to_lightning] (``api``): Lightning callbacks for callbacks of every registered style;
+* [`LightningBridge`][LightningBridge] (``bridge``): one Lightning callback mapping Lightning's hooks onto unified
+  hooks;
+* `LightningContext` (``context``): the only code that reads the trainer's state;
 * ``sync``: the multi-device agreement on stop, learning rate and weights;
 * ``relay``: unified ``on_epoch_end`` after the LightningModule's own ``on_train_epoch_end``.
 """

@@ -17,7 +17,7 @@ def to_lightning(callbacks: Any, **options: Any) -> list[pl.Callback]:
 
     Accepts one object or a list mixing unified callbacks, native Lightning callbacks (passed
     through unchanged) and callbacks of every installed foreign style. All unified and adapted
-    callbacks share one :class:`LightningBridge`, placed where the first of them was.
+    callbacks share one [`LightningBridge`][LightningBridge], placed where the first of them was.
 
     Args:
         callbacks: a callback, a ``CallbackList``, or a list of them.
@@ -28,7 +28,7 @@ def to_lightning(callbacks: Any, **options: Any) -> list[pl.Callback]:
             class instead of an instance, or an object matching several styles.
         ValueError: the same object registered twice.
 
-    Example:
+    Examples:
         >>> import lightning as L
         >>> from callbridge.adapters import to_lightning
         >>> from callbridge.callbacks import Callback

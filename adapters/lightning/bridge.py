@@ -1,9 +1,9 @@
 """The bridge: one Lightning callback that maps Lightning's hooks onto the unified hooks of many callbacks.
 
 All unified callbacks (and the adapters of foreign styles, which are unified callbacks too) run behind one
-:class:`LightningBridge`, so Lightning pays for one callback however many you register, and a hook that no
+[`LightningBridge`][LightningBridge], so Lightning pays for one callback however many you register, and a hook that no
 callback implements costs one dict lookup. The bridge reads the trainer only through its
-:class:`~callbridge.adapters.lightning.context.LightningContext`; the hook mapping is the table in
+`LightningContext`; the hook mapping is the table in
 ``docs/hooks.md``.
 """
 
@@ -48,12 +48,12 @@ UNIFIED_HOOK_MAP: dict[str, str] = {
 
 class LightningBridge(pl.Callback):
     """One Lightning callback that runs many unified callbacks; build it with
-    :func:`~callbridge.adapters.to_lightning`.
+    [`to_lightning`][callbridge.adapters.lightning.api.to_lightning].
 
     A bridge pickles (``strategy="ddp_spawn"`` ships it to worker processes): the trainer's context is left
     out and rebuilt at the next ``setup``.
 
-    Example:
+    Examples:
         >>> import lightning as L
         >>> from callbridge.adapters import to_lightning
         >>> from callbridge.callbacks import Callback
@@ -166,14 +166,14 @@ class LightningBridge(pl.Callback):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Lightning's first pass: the LightningModule's own ``on_train_epoch_end`` has not run yet, so the
-        unified epoch end is left to the relay (see :mod:`callbridge.adapters.lightning.relay`)."""
+        unified epoch end is left to the relay (see `callbridge.adapters.lightning.relay`)."""
         if self._relays:
             self._relay.insert_into(trainer)
             self._epoch_end_pending = True
 
     def _epoch_end(self, trainer: pl.Trainer) -> None:
         """Runs from the relay, after the LightningModule's own ``on_train_epoch_end``; or earlier, from
-        :meth:`state_dict`, when a checkpoint is saved before the relay (see there)."""
+        `state_dict`, when a checkpoint is saved before the relay (see there)."""
         if not self._epoch_end_pending:
             return
         self._epoch_end_pending = False
@@ -377,7 +377,7 @@ class LightningBridge(pl.Callback):
 
 
 def _install_checkpoint_io(strategy: Any) -> None:
-    """Replaces Lightning's default ``TorchCheckpointIO`` with :class:`CallbridgeCheckpointIO` (atomic writes,
+    """Replaces Lightning's default ``TorchCheckpointIO`` with `CallbridgeCheckpointIO` (atomic writes,
     ``.safetensors`` save and load). Runs at setup, before ``fit(ckpt_path=...)`` loads anything; a
     user-chosen or strategy-specific plugin is left alone."""
     from callbridge.adapters.checkpoint_io import CallbridgeCheckpointIO

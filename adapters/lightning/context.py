@@ -1,6 +1,6 @@
 """The bridge's context: the one piece of callbridge that reads a ``lightning.Trainer``'s state.
 
-:class:`LightningContext` fills every public :class:`~callbridge.callbacks.CallbackContext` field from the
+`LightningContext` fills every public [`CallbackContext`][callbridge.callbacks.context.CallbackContext] field from the
 trainer (run directories, data, optimizers, cadence, ranks, counters) and offers the few trainer operations
 the bridge needs (stop, reduce, broadcast). Callbacks and adapters read the fields, never the trainer.
 """
@@ -19,14 +19,14 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 
 class LightningContext(CallbackContext):
-    """A :class:`~callbridge.callbacks.CallbackContext` kept current from a ``lightning.Trainer``.
+    """A [`CallbackContext`][callbridge.callbacks.context.CallbackContext] kept current from a ``lightning.Trainer``.
 
-    The bridge creates one per trainer and calls :meth:`refresh` (counters), :meth:`begin_stage`
+    The bridge creates one per trainer and calls `refresh` (counters), `begin_stage`
     (everything an entry point fixes: optimizers, schedulers, data, directories, cadence) and the
     ``enter_*`` methods (batch counts of the loop that starts); ``metrics`` come live from
     ``trainer.callback_metrics``.
 
-    Example:
+    Examples:
         >>> import lightning as L, torch
         >>> from callbridge.adapters.lightning import LightningContext
         >>> class Tiny(L.LightningModule):

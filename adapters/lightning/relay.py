@@ -6,7 +6,7 @@ module logs in its own hook). Unified ``on_epoch_end`` promises every value of t
 the third pass, and before any ``ModelCheckpoint`` saves there (the checkpoint then holds the callbacks'
 state for the epoch).
 
-The bridge, an ordinary callback, runs in the first pass: there it puts an :class:`EpochEndRelay` (a
+The bridge, an ordinary callback, runs in the first pass: there it puts an `EpochEndRelay` (a
 ``Checkpoint`` that saves nothing) into ``trainer.callbacks`` just before the first monitoring callback; in the
 third pass the relay takes itself out again and runs the bridge's epoch end. Outside that window,
 ``trainer.callbacks``, ``trainer.checkpoint_callback(s)``, ``trainer.early_stopping_callback(s)`` and
@@ -27,7 +27,7 @@ class EpochEndRelay(Checkpoint):
     """Runs ``epoch_end(trainer)`` from Lightning's monitoring pass of ``on_train_epoch_end``; present in
     ``trainer.callbacks`` only between the bridge's ``on_train_epoch_end`` and its own.
 
-    Example:
+    Examples:
         >>> relay = EpochEndRelay(lambda trainer: print("epoch end"), state_key="callbridge[X].epoch_end")
         >>> relay.state_key, relay.state_dict()
         ('callbridge[X].epoch_end', {})

@@ -2,7 +2,7 @@
 
 Under such a strategy each process holds a shard: weight snapshots and restores go through torch's distributed
 state-dict API on every rank (``ctx.model_state()`` / ``ctx.load_model_state()``, see
-:mod:`callbridge.callbacks.weights`), and a weight change made on rank zero alone cannot be broadcast. This
+`callbridge.callbacks.weights`), and a weight change made on rank zero alone cannot be broadcast. This
 module tells which strategies shard, and refuses before training what cannot work.
 """
 

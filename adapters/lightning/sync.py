@@ -1,7 +1,7 @@
 """The multi-device agreement: at fixed sync points every rank takes the same stop, learning-rate and weights
 decision, in one small collective, and only where some callback could have acted.
 
-The points and the unified hooks whose effects each one reconciles are :data:`SYNC_GROUPS`; a callback marked
+The points and the unified hooks whose effects each one reconciles are `SYNC_GROUPS`; a callback marked
 ``observes_only`` never acts, so hooks it alone implements add no collective (see ``docs/multi-device.md``).
 """
 

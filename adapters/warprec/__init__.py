@@ -9,14 +9,15 @@ results and checkpoints (see ``docs/warprec.md``).
 
 The package, by job:
 
-* :mod:`.hooks`: the style's hooks and signatures, and detection (an object whose class derives from
+* `hooks`: the style's hooks and signatures, and detection (an object whose class derives from
   ``warprec.utils.callback.WarpRecCallback`` or ``ray.tune.Callback``, checked by name without importing
   either library, or one that defines a WarpRec hook with a signature WarpRec can call);
-* :mod:`.adapter`: :class:`WarpRecAdapter`, the unified callback the bridge runs;
-* :mod:`.run` / :mod:`.storage`: the Ray Tune side of a run (:class:`TuneRun`: a real trial per fit);
-* :mod:`.data`: :func:`announce_data`, the one line a ``LightningDataModule`` calls on the raw data it read;
-* :mod:`.config`: :func:`load_callback`, WarpRec's config entry ``{callback_path, callback_name, args, kwargs}``;
-* :mod:`.sweep`: :func:`tune_sweep` / :func:`lightning_trainable`, the same callbacks in a real Ray Tune sweep.
+* `adapter`: [`WarpRecAdapter`][WarpRecAdapter], the unified callback the bridge runs;
+* `run` / `storage`: the Ray Tune side of a run ([`TuneRun`][TuneRun]: a real trial per fit);
+* `data`: [`announce_data`][announce_data], the one line a ``LightningDataModule`` calls on the raw data it read;
+* `config`: [`load_callback`][load_callback], WarpRec's config entry ``{callback_path, callback_name, args, kwargs}``;
+* `sweep`: [`tune_sweep`][tune_sweep] / [`lightning_trainable`][lightning_trainable], the same callbacks in a real Ray
+  Tune sweep.
 
 Importing the package registers the style; it imports neither WarpRec nor Ray.
 """
@@ -41,7 +42,7 @@ from callbridge.adapters.warprec.sweep import lightning_trainable, tune_sweep
 
 STYLE = "warprec"
 
-#: The name ``callbridge.adapters`` exports :func:`load_callback` under.
+#: The name ``callbridge.adapters`` exports [`load_callback`][load_callback] under.
 load_warprec_callback = load_callback
 
 __all__ = [

@@ -33,12 +33,12 @@ def check_signatures(callback: Any) -> None:
 def adapt(
     objs: Sequence[Any], *, ray_hooks: bool | None = None, run_config: Any = None, training_complete: bool = True
 ) -> list[Callback]:
-    """One :class:`WarpRecAdapter` per object, in registration order, sharing one :class:`TuneRun`.
+    """One [`WarpRecAdapter`][WarpRecAdapter] per object, in registration order, sharing one [`TuneRun`][TuneRun].
 
     ``training_complete=False`` leaves ``on_training_complete`` to someone else (``tune_sweep`` fires it on the
     driver after the sweep).
 
-    Example:
+    Examples:
         >>> class Filter:
         ...     def on_data_reading(self, data):
         ...         return data
@@ -66,13 +66,13 @@ class WarpRecAdapter(Callback):
         ray_hooks: fire the Ray Tune lifecycle hooks. Default: yes, except inside a Ray Tune trial,
             where Ray fires them on the driver.
         run_config: a ``ray.tune.RunConfig``: ``storage_path`` and ``name`` place the trial's directory.
-        run: the :class:`TuneRun` shared with the other callbacks of the same ``to_lightning`` call
+        run: the [`TuneRun`][TuneRun] shared with the other callbacks of the same ``to_lightning`` call
             (``ray_hooks`` and ``run_config`` are then the run's).
 
     Raises:
         TypeError: a WarpRec hook has a signature WarpRec could not call.
 
-    Example:
+    Examples:
         >>> import lightning as L
         >>> from callbridge.adapters import to_lightning
         >>> class FilterShort:
@@ -107,7 +107,7 @@ class WarpRecAdapter(Callback):
 
     @property
     def reads_data(self) -> bool:
-        """The callback defines ``on_data_reading`` (:func:`announce_data` calls it)."""
+        """The callback defines ``on_data_reading`` ([`announce_data`][announce_data] calls it)."""
         return "on_data_reading" in self.hooks
 
     def implemented_hooks(self) -> frozenset[str]:

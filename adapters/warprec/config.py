@@ -102,12 +102,12 @@ def load_callback(spec: Any, *, base_dir: str | Path | None = None) -> Any:
     config). A relative ``callback_path`` is resolved against ``base_dir`` (default: the working directory).
 
     Raises:
-        ConfigError: (:class:`callbridge.adapters.config.ConfigError`, a ``ValueError``) listing every
-            problem of the entry: unknown or missing keys, a path that is missing or not a ``.py`` file,
-            ``args``/``kwargs`` of the wrong type or that do not fit the constructor, a class the file
+        ConfigError: ([`callbridge.adapters.config.ConfigError`][callbridge.adapters.config.ConfigError], a
+            ``ValueError``) listing every problem of the entry: unknown or missing keys, a path that is missing or not a
+            ``.py`` file, ``args``/``kwargs`` of the wrong type or that do not fit the constructor, a class the file
             lacks (with the classes it has), a class that is not WarpRec-style.
 
-    Example:
+    Examples:
         >>> import tempfile, pathlib
         >>> folder = pathlib.Path(tempfile.mkdtemp())
         >>> _ = (folder / "cb.py").write_text(

@@ -1,4 +1,4 @@
-"""The data side of WarpRec's hooks: ``on_data_reading`` through :func:`announce_data`, and where
+"""The data side of WarpRec's hooks: ``on_data_reading`` through [`announce_data`][announce_data], and where
 ``on_dataset_creation`` finds its datasets."""
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def announce_data(owner: Any, data: Any, *, broadcast: bool | None = None) -> An
             return value, so returning nothing is a bug).
         ValueError: a multi-process run, and ``broadcast`` not given.
 
-    Example:
+    Examples:
         >>> import lightning as L
         >>> class Ratings(L.LightningDataModule):
         ...     def setup(self, stage):

@@ -86,7 +86,7 @@ def _is_base(cls: type) -> bool:
 def is_instance(obj: Any) -> bool:
     """``obj`` derives from WarpRec's ``WarpRecCallback`` or from Ray Tune's ``Callback``.
 
-    Example:
+    Examples:
         >>> is_instance(object())
         False
     """
@@ -96,7 +96,7 @@ def is_instance(obj: Any) -> bool:
 def overrides(obj: Any, hook: str) -> bool:
     """``obj`` defines ``hook`` itself (not only through WarpRec's or Ray's no-op base class).
 
-    Example:
+    Examples:
         >>> class Filter:
         ...     def on_data_reading(self, data):
         ...         return data
@@ -132,7 +132,7 @@ def signature_problem(obj: Any, hook: str) -> str | None:
 def looks_like(obj: Any) -> bool:
     """``obj`` defines at least one WarpRec hook, each with a signature WarpRec can call.
 
-    Example:
+    Examples:
         >>> class Plot:
         ...     def on_training_complete(self, model, *args, **kwargs):
         ...         pass
@@ -150,7 +150,7 @@ def dataset_creation_call(method: Callable[..., Any]) -> Callable[[Any, Any, lis
     ``val_dataset=``. A callback that names ``val_dataset`` in its signature gets it; any other gets the
     current call.
 
-    Example:
+    Examples:
         >>> class Old:
         ...     def on_dataset_creation(self, main_dataset, val_dataset, validation_folds, *args, **kwargs):
         ...         return main_dataset, val_dataset, validation_folds

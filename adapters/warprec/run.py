@@ -1,6 +1,6 @@
 """One Lightning ``fit`` as a one-trial Ray Tune experiment, with Ray's own ``Trial``, results and checkpoints.
 
-:class:`TuneRun` holds the WarpRec-style / Ray Tune callbacks of one bridge and calls their hooks the way
+[`TuneRun`][TuneRun] holds the WarpRec-style / Ray Tune callbacks of one bridge and calls their hooks the way
 Ray Tune's and WarpRec's callback lists do: each hook on every callback, in registration order, before the
 next hook. During a ``fit`` it drives one real ``ray.tune.experiment.Trial``, built as Tune's search
 algorithm builds it and shared by every callback, through the states Tune gives it (``PENDING`` in
@@ -57,7 +57,7 @@ class TuneRun:
         ImportError: a callback uses Ray Tune's trial hooks and Ray is not installed.
         ValueError: ``run_config`` carries callbacks (give them to ``to_lightning`` instead).
 
-    Example:
+    Examples:
         >>> class Plot:
         ...     def on_training_complete(self, model, *args, **kwargs):
         ...         print("trained", model)
@@ -172,7 +172,7 @@ class TuneRun:
             self.fire(hook, iteration=ctx.step, trials=[self.trial])
 
     def report(self, ctx: CallbackContext) -> None:
-        """A result, as ``tune.report(metrics)`` would make one; delivered by :meth:`deliver`."""
+        """A result, as ``tune.report(metrics)`` would make one; delivered by [`deliver`][deliver]."""
         self.deliver(ctx)
         now = time.time()
         this_iter = now - self._last_report

@@ -18,7 +18,7 @@ class LocalStorageContext(StorageContext):
     no background copy: the callbacks write to the final place directly, so ``trial.local_path`` equals
     ``trial.path``. Only local storage paths are accepted.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> storage = LocalStorageContext(storage_path=tempfile.mkdtemp(), experiment_dir_name="exp")
         >>> storage.trial_dir_name = "trial"

@@ -16,7 +16,7 @@ from typing import Any
 from callbridge.adapters.warprec.hooks import TRIAL_HOOKS, overrides
 from callbridge.callbacks import Callback, CallbackContext
 
-#: The state key under which each trial's checkpoint names its LightningModule class (see :class:`ModelClass`).
+#: The state key under which each trial's checkpoint names its LightningModule class (see `ModelClass`).
 MODEL_CLASS_KEY = "tune_sweep[model class]"
 
 
@@ -114,7 +114,7 @@ def lightning_trainable(
     ``trainer.callback_metrics``, or ``metrics``) and a checkpoint after each validation. ``train_fn``
     builds the model and a ``lightning.Trainer(callbacks=lightning_callbacks, ...)`` and calls ``fit``.
     Each trial works on its own copy of ``callbacks``. With ``training_complete_on_driver``
-    ``on_training_complete`` does not fire in the trials (:func:`tune_sweep` fires it on the driver).
+    ``on_training_complete`` does not fire in the trials ([`tune_sweep`][tune_sweep] fires it on the driver).
 
     Example:
         ``tune.Tuner(lightning_trainable(fit_one, [my_warprec_cb]), run_config=RunConfig(callbacks=[my_warprec_cb]))``
@@ -163,7 +163,7 @@ def tune_sweep(
     The same ``callbacks`` serve both sides, with no hook fired twice: on the driver they are Ray Tune
     callbacks of ``tune.Tuner(..., run_config=RunConfig(callbacks=...))``, so Ray fires its real lifecycle
     hooks (``setup``, ``on_trial_result``, ``on_trial_save`` ...) with its real trials, results and
-    checkpoints; in each trial they run under the Lightning Trainer (see :func:`lightning_trainable`),
+    checkpoints; in each trial they run under the Lightning Trainer (see [`lightning_trainable`][lightning_trainable]),
     which fires the WarpRec data hooks. As in WarpRec, ``on_training_complete`` fires once, on the driver,
     after the sweep, with the best trial's model (rebuilt from its checkpoint with the LightningModule's
     ``load_from_checkpoint``). Callbacks that do not derive from ``ray.tune.Callback`` get a forwarding

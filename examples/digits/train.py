@@ -10,8 +10,10 @@ Run: python examples/digits/train.py [--smoke] [--epochs N] [--out DIR]
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,21 +25,22 @@ from hydra.experimental.callbacks import LogJobReturnCallback
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from callbridge.adapters import to_lightning
-from callbridge.callbacks import (
+from callbridge import (
     Callback,
     CallbackContext,
     CheckpointCallback,
     EarlyStoppingCallback,
-    LoggingBackend,
     LoggingCallback,
     ProgressCallback,
+    to_lightning,
 )
+from callbridge.callbacks import LoggingBackend
 from model import DigitsClassifier, DigitsDataModule
+from tqdm import tqdm
 
 
 class HaltOnNan(Callback):
-    """The seed's example: stop as soon as the loss turns NaN."""
+    """Stops the run as soon as the loss turns NaN."""
 
     def on_step_end(self, ctx: CallbackContext) -> None:
         if ctx.loss != ctx.loss:
@@ -46,17 +49,21 @@ class HaltOnNan(Callback):
 
 
 class EpochReport(Callback):
-    """Prints one line per epoch and remembers the best validation accuracy."""
+    """Prints one line per epoch (numbered as Lightning numbers epochs) and remembers the best validation accuracy."""
 
     def __init__(self) -> None:
         self.best_acc = 0.0
+        self.last_lr: float | None = None
 
     def on_epoch_end(self, ctx: CallbackContext) -> None:
         m = ctx.metrics
         self.best_acc = max(self.best_acc, m["val_acc"])
-        print(
-            f"epoch {ctx.epoch}: train_loss {m['train_loss_epoch']:.3f}  val_loss {m['val_loss']:.3f}  "
-            f"val_acc {m['val_acc']:.3f}  lr {ctx.learning_rate:g}"
+        lr = ctx.learning_rate
+        changed = f" (was {self.last_lr:g})" if self.last_lr is not None and lr != self.last_lr else ""
+        self.last_lr = lr
+        tqdm.write(  # above the progress bar, not into it
+            f"Epoch {ctx.epoch}: train_loss {m['train_loss_epoch']:.3f}  val_loss {m['val_loss']:.3f}  "
+            f"val_acc {m['val_acc']:.3f}  lr {lr:g}{changed}"
         )
 
     def state_dict(self) -> dict[str, float]:
@@ -64,6 +71,7 @@ class EpochReport(Callback):
 
     def load_state_dict(self, state_dict: dict[str, float]) -> None:
         self.best_acc = state_dict["best_acc"]
+        self.last_lr = None
 
 
 class TrainingSummary:
@@ -77,12 +85,22 @@ class TrainingSummary:
         print(f"[warprec-style] training complete: {self.parameters} parameters")
 
 
+def quiet_lightning() -> None:
+    """Lightning 2.6 on torch 2.13 warns about torch's deprecated ``LeafSpec`` at every fit, and each Trainer
+    advertises a cloud logger: neither concerns this run, so the demo prints only what it is about."""
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
+        lambda record: "litlogger" not in record.getMessage()
+    )
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="one short epoch (CI)")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--out", type=Path, default=Path("outputs/digits"), help="where logs and checkpoints go")
     args = parser.parse_args(argv)
+    quiet_lightning()
     out = args.out.resolve()
     runs, checkpoints = out / "runs", out / "checkpoints"
 
@@ -97,7 +115,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         save_dir=runs,
         experiment_name="digits",
     )
-    keras_lr = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=1, verbose=1)
+    # verbose=0: EpochReport shows the learning rate it sets, in Lightning's epoch numbering (Keras counts from 1)
+    keras_lr = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=1, verbose=0)
     warprec_style = TrainingSummary()
     callbacks = [
         HaltOnNan(),

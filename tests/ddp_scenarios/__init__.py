@@ -1,6 +1,6 @@
 """Multi-process scenarios, all run by one ``torchrun --nproc_per_node=2`` launch (see ``tests/ddp_runner.py``).
 
-A scenario is a function ``name(workdir: Path) -> dict`` registered with :func:`scenario`; it runs on
+A scenario is a function ``name(workdir: Path) -> dict`` registered with `scenario`; it runs on
 every rank and returns what that rank saw (JSON-able). Add scenarios in a module
 ``tests/ddp_scenarios/<topic>.py``; tests read the results through the ``ddp_results`` fixture.
 """

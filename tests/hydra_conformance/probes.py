@@ -120,7 +120,7 @@ class JsonLines(logging.Handler):
 
 
 def capture_logs(path: str = "logs.jsonl") -> list[tuple[logging.Logger, logging.Handler, int]]:
-    """Adds a :class:`JsonLines` handler to the callbacks' loggers; returns what :func:`release_logs` undoes."""
+    """Adds a `JsonLines` handler to the callbacks' loggers; returns what `release_logs` undoes."""
     installed = []
     for name in CALLBACK_LOGGERS:
         logger = logging.getLogger(name)

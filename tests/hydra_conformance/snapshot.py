@@ -127,5 +127,5 @@ def snapshot(base: Path) -> dict[str, Any]:
 
 
 def without_hydra_own(snap: dict[str, Any]) -> dict[str, Any]:
-    """``snap`` without the files Hydra itself writes (see :data:`HYDRA_OWN`)."""
+    """``snap`` without the files Hydra itself writes (see `HYDRA_OWN`)."""
     return {**snap, "files": [f for f in snap["files"] if not HYDRA_OWN.search(f)]}

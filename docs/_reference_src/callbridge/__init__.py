@@ -1,0 +1,1 @@
+../../../callbridge/__init__.py
