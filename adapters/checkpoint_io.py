@@ -54,7 +54,7 @@ class CallbridgeCheckpointIO(TorchCheckpointIO):
         ``weights_only=None`` (what ``trainer.fit(ckpt_path=...)`` passes unless told otherwise) loads a
         ``.pt`` file callbridge wrote with ``weights_only=False``, so that hyperparameters and callback state
         of any type resume; any other ``.pt`` file gets torch's default. A file that is damaged, truncated, or
-        not a Lightning training checkpoint raises :class:`~callbridge.callbacks.serialization.CheckpointFileError`.
+        not a Lightning training checkpoint raises `CheckpointFileError`.
         """
         if not _is_local_file_protocol(path):
             if map_location is None:

@@ -221,7 +221,7 @@ def _load(cfg: Any, base_dir: str | os.PathLike[str] | None) -> tuple[Any, Path]
 
 def _check_file_shape(file: Path) -> None:
     """A callback file holds a list of entries, a mapping of names to entries, or one entry: anything else
-    (an empty file, a bare class name, a number) would build zero callbacks, so it is a :class:`ConfigError`."""
+    (an empty file, a bare class name, a number) would build zero callbacks, so it is a [`ConfigError`][ConfigError]."""
     import yaml
 
     raw = yaml.safe_load(file.read_text())

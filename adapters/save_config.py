@@ -15,7 +15,7 @@ class SaveConfigNextToLogs(SaveConfigCallback):
     The file is ``config.yaml``; when a file of that name is already there (the user's own config, an earlier
     run's), it is ``config-1.yaml``, ``config-2.yaml``, ... Global rank zero picks the name and broadcasts it.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from pathlib import Path
         >>> from callbridge.adapters.save_config import free_file_name

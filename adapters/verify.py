@@ -1,8 +1,8 @@
 """``callbridge verify TARGET``: run one callback at home and under Lightning on a scripted run, and diff them.
 
-The style of the callback decides what "at home" means: its registered :class:`~callbridge.adapters.registry.Style`
+The style of the callback decides what "at home" means: its registered [`Style`][callbridge.adapters.registry.Style]
 provides ``extras["verify"]`` (Keras: ``keras.Model.fit/evaluate/predict`` with the torch backend, see
-:mod:`callbridge.adapters.keras.conformance`). Exit codes: 0 equal, 1 differences, 2 usage error.
+`callbridge.adapters.keras.conformance`). Exit codes: 0 equal, 1 differences, 2 usage error.
 """
 
 from __future__ import annotations

@@ -233,7 +233,7 @@ _KERAS_ARGUMENTS = frozenset({"epoch", "batch", "logs"})
 def nearest_hook(name: str) -> str | None:
     """The unified hook a misspelt or foreign hook name most likely means, or None.
 
-    Example:
+    Examples:
         >>> from callbridge.callbacks.base import nearest_hook
         >>> nearest_hook("on_epoc_end"), nearest_hook("on_batch_end"), nearest_hook("on_nan")
         ('on_epoch_end', 'on_step_end', None)

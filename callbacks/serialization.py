@@ -8,7 +8,7 @@
 Each file carries a SHA-256 of its content (safetensors: every tensor and the structure, in the metadata
 key ``callbridge.sha256``; ``torch.save`` files: every record of the zip archive, in an extra record
 ``<archive>/callbridge_sha256``). Loading verifies it before anything is unpickled, and a file that does not
-match, or is truncated, raises :class:`CheckpointFileError` naming it.
+match, or is truncated, raises `CheckpointFileError` naming it.
 
 Both are written to a temporary file in the target folder, flushed to disk, then renamed over the target
 with `os.replace`, so a process killed mid-write leaves the previous file intact.
@@ -51,7 +51,7 @@ class CheckpointFileError(ValueError):
     """A checkpoint file cannot be used: truncated, corrupt (its content hash does not match), or not a
     checkpoint. The message names the file.
 
-    Example:
+    Examples:
         >>> import tempfile, torch
         >>> from pathlib import Path
         >>> from callbridge.callbacks.serialization import CheckpointFileError, load_checkpoint_file
@@ -162,8 +162,8 @@ def load_checkpoint_file(
 
 
 def is_callbridge_checkpoint(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is a checkpoint that :func:`save_checkpoint_file` wrote (it carries callbridge's
-    content hash), without loading it; raises :class:`CheckpointFileError` when that hash does not match."""
+    """Whether ``path`` is a checkpoint that `save_checkpoint_file` wrote (it carries callbridge's
+    content hash), without loading it; raises `CheckpointFileError` when that hash does not match."""
     path = Path(path)
     if checkpoint_format(path) == "safetensors":
         return _HASH_KEY in _safetensors_metadata(path)
@@ -241,7 +241,7 @@ def _add_pt_digest(path: Path) -> None:
 
 def _verify_pt(path: Path) -> bool:
     """True when ``path`` carries callbridge's content hash and it matches; False for a file without one
-    (written by something else, or a legacy file); :class:`CheckpointFileError` when it is damaged."""
+    (written by something else, or a legacy file); `CheckpointFileError` when it is damaged."""
     try:
         with ZipFile(path) as archive:
             digest, ours = _zip_digest(archive)

@@ -223,7 +223,7 @@ def tb_scalars(folder: Path) -> dict[str, list[int]]:
 
 
 def set_env(**values: str | None) -> dict[str, str | None]:
-    """Sets (or, with None, removes) environment variables; returns the previous values for :func:`set_env`."""
+    """Sets (or, with None, removes) environment variables; returns the previous values for `set_env`."""
     previous = {key: os.environ.get(key) for key in values}
     for key, value in values.items():
         if value is None:

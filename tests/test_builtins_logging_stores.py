@@ -81,8 +81,8 @@ class Server:
 
 
 class TcpProxy:
-    """Forwards a port of its own to ``target_port``; :meth:`down` refuses new connections and cuts the open
-    ones (what a client sees of a dead server), :meth:`up` listens again on the same port."""
+    """Forwards a port of its own to ``target_port``; `down` refuses new connections and cuts the open
+    ones (what a client sees of a dead server), `up` listens again on the same port."""
 
     def __init__(self, target_port: int) -> None:
         self.target, self.port = target_port, free_port()

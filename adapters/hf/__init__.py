@@ -1,7 +1,7 @@
 """Hugging Face Transformers ``TrainerCallback``\\ s, unchanged, under a Lightning Trainer.
 
 ``to_lightning([hf_callback, ...], training_args=TrainingArguments(...))`` runs every HF callback of the call
-behind one :class:`~callbridge.adapters.hf.adapter.HFAdapter`, which gives them what ``transformers.Trainer``
+behind one `HFAdapter`, which gives them what ``transformers.Trainer``
 gives them: HF's ``(args, state, control, **kwargs)`` with a real ``TrainingArguments``, ``TrainerState`` and
 ``TrainerControl``, HF's metric names, HF's logging window and summary, and ``control`` flags that act on the
 Lightning run. Classes are accepted as well as instances, as HF's ``Trainer`` accepts both.
@@ -10,7 +10,7 @@ Importing this package never imports ``transformers``: detection reads class nam
 (which imports it) loads only when HF callbacks are adapted. Hook mapping, derived arguments and the known
 differences are in ``docs/hf.md``.
 
-Example:
+Examples:
     >>> from callbridge.adapters.hf import is_instance, looks_like
     >>> class Duck:
     ...     def on_log(self, args, state, control, logs=None, **kwargs):
@@ -87,7 +87,7 @@ def looks_like(obj: Any) -> bool:
 
 
 def adapt(objs: Iterable[Any], **options: Any) -> list[Any]:
-    """One :class:`~callbridge.adapters.hf.adapter.HFAdapter` for every HF callback of a ``to_lightning`` call."""
+    """One `HFAdapter` for every HF callback of a ``to_lightning`` call."""
     try:
         from callbridge.adapters.hf.adapter import HFAdapter
     except ModuleNotFoundError as error:

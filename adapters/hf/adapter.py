@@ -63,7 +63,7 @@ def filtered_sum(values: torch.Tensor, divisors: list[int]) -> torch.Tensor:
     HF adds each finite value and, for a NaN/inf one, ``tr_loss / divisor``: ``s_k = a_k s_(k-1) + b_k``, so
     ``s_n = sum_k b_k prod_(j>k) a_j``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> float(filtered_sum(torch.tensor([1.0, float("nan"), 3.0, float("inf")]), [1, 2, 3, 4]))
         5.625
@@ -93,7 +93,7 @@ class HFAdapter(Evaluations, Callback):
             drops a metric. A name without an ``eval_``/``test_`` prefix adds that training metric to HF's logs.
         processing_class: what HF passes as ``processing_class`` (a tokenizer, a processor), else None.
 
-    Example:
+    Examples:
         >>> from transformers import PrinterCallback
         >>> from callbridge.adapters import to_lightning
         >>> bridge, = to_lightning([PrinterCallback])

@@ -1,6 +1,6 @@
 """The ``TrainingArguments`` HF callbacks see when ``to_lightning`` is given none: derived from the Lightning run.
 
-Every field not listed in :func:`derived_fields` keeps ``TrainingArguments``' own default. The table of derived
+Every field not listed in `derived_fields` keeps ``TrainingArguments``' own default. The table of derived
 fields is in ``docs/hf.md``.
 """
 
@@ -33,7 +33,7 @@ def _on_cpu(ctx: CallbackContext) -> bool:
 def derived_fields(ctx: CallbackContext) -> dict[str, Any]:
     """The ``TrainingArguments`` fields callbridge derives from the run the context describes.
 
-    Example:
+    Examples:
         >>> from callbridge.callbacks import CallbackContext
         >>> ctx = CallbackContext()
         >>> ctx.root_dir, ctx.max_epochs, ctx.log_every_n_steps = "runs/demo", 4, 10
@@ -77,7 +77,7 @@ def derived_fields(ctx: CallbackContext) -> dict[str, Any]:
 
 
 def derive_training_args(ctx: CallbackContext) -> Any:
-    """A ``transformers.TrainingArguments`` built from :func:`derived_fields`."""
+    """A ``transformers.TrainingArguments`` built from `derived_fields`."""
     from transformers import TrainingArguments
 
     return TrainingArguments(**derived_fields(ctx))
@@ -86,7 +86,7 @@ def derive_training_args(ctx: CallbackContext) -> Any:
 def refresh_training_args(args: Any, ctx: CallbackContext) -> None:
     """Updates derived arguments in place with what the run knows at ``on_train_begin`` (batch sizes, epochs...).
 
-    The fields are those of a fresh :func:`derive_training_args` (normalised by ``TrainingArguments`` itself), so
+    The fields are those of a fresh `derive_training_args` (normalised by ``TrainingArguments`` itself), so
     the object the callbacks saw at ``on_init_end`` stays the one they see. Only for arguments callbridge derived
     itself: a caller's ``TrainingArguments`` is never changed.
     """

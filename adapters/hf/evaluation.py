@@ -1,4 +1,4 @@
-"""Evaluation, prediction and ``checkpoint-N`` saves of :class:`~callbridge.adapters.hf.adapter.HFAdapter`.
+"""Evaluation, prediction and ``checkpoint-N`` saves of `HFAdapter`.
 
 HF's ``Trainer.evaluate`` (log the metrics, ``on_evaluate``), ``_determine_best_metric`` and ``_save_checkpoint``,
 driven by Lightning's validation, test and predict loops; a mixin of the adapter, which owns the state it reads.

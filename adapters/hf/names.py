@@ -33,7 +33,7 @@ def default_name(name: str, prefix: str) -> str | None:
     ``val_loss``, ``val/loss`` and ``val_loss_epoch`` -> ``eval_loss``; ``test/acc`` -> ``test_acc`` (with
     ``prefix="test"``). Per-step variants (``*_step``) and names without the pass's prefix give None.
 
-    Example:
+    Examples:
         >>> default_name("val/loss", "eval"), default_name("val_acc_epoch", "eval"), default_name("train_loss", "eval")
         ('eval_loss', 'eval_acc', None)
     """
@@ -49,9 +49,9 @@ def default_name(name: str, prefix: str) -> str | None:
 def evaluation_metrics(metrics: Mapping[str, float], prefix: str, key_map: Mapping[str, str | None]) -> dict[str, Any]:
     """The results of an evaluation pass as HF names them: ``<prefix>_loss`` first, then the others in order.
 
-    ``key_map`` wins over :func:`default_name`: a mapped name is kept when it starts with ``<prefix>_``.
+    ``key_map`` wins over `default_name`: a mapped name is kept when it starts with ``<prefix>_``.
 
-    Example:
+    Examples:
         >>> evaluation_metrics({"train_loss": 0.5, "val_acc": 0.75, "val_loss": 0.25}, "eval", {})
         {'eval_loss': 0.25, 'eval_acc': 0.75}
     """

@@ -51,7 +51,7 @@ def state_as_dict(state: Any) -> dict[str, Any]:
 
 
 def state_from_dict(saved: Mapping[str, Any]) -> Any:
-    """A ``TrainerState`` from :func:`state_as_dict`'s output; fields this transformers lacks are ignored."""
+    """A ``TrainerState`` from `state_as_dict`'s output; fields this transformers lacks are ignored."""
     from transformers import TrainerState
 
     names = {f.name for f in dataclasses.fields(TrainerState)}

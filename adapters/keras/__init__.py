@@ -1,11 +1,12 @@
 """Keras-style callbacks under any engine that drives unified callbacks (a Lightning Trainer, through the bridge).
 
-:class:`KerasAdapter` is one unified :class:`~callbridge.callbacks.Callback` that runs every Keras-style callback
-of a :func:`~callbridge.adapters.to_lightning` call with what ``keras.Model.fit`` would show them: ``set_model``
-and ``set_params`` first, the Keras hooks in Keras' order, one ``logs`` dict of Python floats per hook call shared
-by all of them, Lightning metric names mapped to Keras names, a real ``History`` run last, and a ``model`` proxy
-whose Keras variables and writes (``stop_training``, ``optimizer.learning_rate``, ``set_weights``) change the real
-run. Importing this package sets ``KERAS_BACKEND=torch`` when Keras is not imported yet (see :mod:`.backend`).
+[`KerasAdapter`][KerasAdapter] is one unified [`Callback`][callbridge.callbacks.base.Callback] that runs every
+Keras-style callback of a [`to_lightning`][callbridge.adapters.lightning.api.to_lightning] call with what
+``keras.Model.fit`` would show them: ``set_model`` and ``set_params`` first, the Keras hooks in Keras' order, one
+``logs`` dict of Python floats per hook call shared by all of them, Lightning metric names mapped to Keras names, a real
+``History`` run last, and a ``model`` proxy whose Keras variables and writes (``stop_training``,
+``optimizer.learning_rate``, ``set_weights``) change the real run. Importing this package sets ``KERAS_BACKEND=torch``
+when Keras is not imported yet (see `backend`).
 
 Keras itself is optional: duck-typed classes with Keras hook signatures run without it. Hook mapping, the model
 proxy and the known differences are in ``docs/keras.md``.
@@ -61,7 +62,7 @@ OPTIONS = ("key_map", "verbose")
 
 
 def adapt(objs: Iterable[Any], **options: Any) -> list[Callback]:
-    """One :class:`KerasAdapter` for all Keras-style callbacks of a ``to_lightning`` call."""
+    """One [`KerasAdapter`][KerasAdapter] for all Keras-style callbacks of a ``to_lightning`` call."""
     return [KerasAdapter(list(objs), **options)]
 
 

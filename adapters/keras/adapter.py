@@ -1,4 +1,5 @@
-""":class:`KerasAdapter`: Keras-style callbacks as one unified callback, with ``keras.Model.fit``'s semantics."""
+"""[`KerasAdapter`][KerasAdapter]: Keras-style callbacks as one unified callback, with ``keras.Model.fit``'s
+semantics."""
 
 from __future__ import annotations
 
@@ -50,17 +51,19 @@ class _Entry:
 
 class KerasAdapter(Callback):
     """Runs Keras-style callbacks (``keras.callbacks.*``, a Keras ``CallbackList``, or duck-typed classes with Keras
-    hook signatures) as one unified callback. :func:`~callbridge.adapters.to_lightning` builds it for you.
+    hook signatures) as one unified callback. [`to_lightning`][callbridge.adapters.lightning.api.to_lightning] builds it
+    for you.
 
     As ``keras.Model.fit`` does, a real ``keras.callbacks.History`` runs after them (unless you registered one) and
     is ``model.history``; hooks are looked up when called; training batch logs are running means over the epoch;
     ``model.stop_training`` is honoured where fit checks it. Keras callbacks run on global rank zero only; the
     bridge broadcasts what they change (stop, learning rate, weights). Their counters and best values are saved in
-    the Lightning checkpoint (see :meth:`state_dict`).
+    the Lightning checkpoint (see [`state_dict`][state_dict]).
 
     Args:
         callbacks: the Keras-style callbacks, in the order Keras would call them.
-        key_map: ``{lightning_metric_name: keras_name}`` overriding :func:`default_key`; map a name to None to drop it.
+        key_map: ``{lightning_metric_name: keras_name}`` overriding [`default_key`][default_key]; map a name to None to
+            drop it.
         verbose: ``params["verbose"]`` (what ``model.fit(verbose=...)`` would pass: ``"auto"``, 0, 1 or 2).
 
     Examples:

@@ -1,7 +1,7 @@
 """Keras' backend: callbridge runs Keras callbacks with Keras 3's torch backend.
 
-Importing :mod:`callbridge.adapters.keras` sets ``KERAS_BACKEND=torch`` when Keras has not been imported
-yet and the variable is unset (a documented default, like Keras' own). :func:`require_torch_backend` raises a
+Importing `callbridge.adapters.keras` sets ``KERAS_BACKEND=torch`` when Keras has not been imported
+yet and the variable is unset (a documented default, like Keras' own). `require_torch_backend` raises a
 clear error where Keras was imported with another backend.
 """
 

@@ -9,7 +9,7 @@ from callbridge.adapters.keras.source import model_attributes
 
 def inspect_problems(cls: type) -> list[str]:
     """What will not work under Lightning for the Keras-style class ``cls``: a Keras callback that needs a
-    real Keras model (the same list :class:`KerasAdapter` rejects), and ``self.model.X`` uses that only
+    real Keras model (the same list [`KerasAdapter`][KerasAdapter] rejects), and ``self.model.X`` uses that only
     work when the LightningModule has ``X``.
 
     Examples:

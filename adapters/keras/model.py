@@ -129,7 +129,7 @@ class KerasModelProxy:
         return [t.detach().cpu().numpy().copy() for t in self._state().values()]
 
     def set_weights(self, weights: list[Any]) -> None:
-        """Load arrays returned by :meth:`get_weights`; under DDP the bridge broadcasts them from rank zero."""
+        """Load arrays returned by `get_weights`; under DDP the bridge broadcasts them from rank zero."""
         import torch
 
         state = self._state()
@@ -158,11 +158,11 @@ class KerasModelProxy:
         _write_state(self._module, filepath, overwrite)
 
     def save(self, filepath: str | os.PathLike[str], overwrite: bool = True, **_: Any) -> None:
-        """Same file as :meth:`save_weights`: there is no Keras model to serialise; see ``docs/keras.md``."""
+        """Same file as `save_weights`: there is no Keras model to serialise; see ``docs/keras.md``."""
         _write_state(self._module, filepath, overwrite)
 
     def load_weights(self, filepath: str | os.PathLike[str], **_: Any) -> None:
-        """Load a file written by :meth:`save_weights` / :meth:`save`."""
+        """Load a file written by `save_weights` / `save`."""
         from safetensors.torch import load_file
 
         self._module.load_state_dict(load_file(os.fspath(filepath)))

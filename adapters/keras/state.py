@@ -72,7 +72,7 @@ def to_plain(value: Any, depth: int = 0) -> Any:
 
 
 def from_plain(value: Any) -> Any:
-    """The inverse of :func:`to_plain`."""
+    """The inverse of `to_plain`."""
     if isinstance(value, dict):
         if set(value) == {_NDARRAY}:
             return value[_NDARRAY].numpy().copy()
@@ -96,7 +96,7 @@ def plain_state(obj: Any) -> dict[str, Any]:
 
 
 def apply_state(obj: Any, saved: Mapping[str, Any]) -> None:
-    """Sets what :func:`plain_state` saved back on ``obj`` (except what its class recomputes itself)."""
+    """Sets what `plain_state` saved back on ``obj`` (except what its class recomputes itself)."""
     skip = NOT_STATE.get(type(obj).__name__, frozenset())
     for name, value in saved.items():
         if name not in skip:

@@ -34,12 +34,12 @@ class LoggingCallback(Callback):
     step gets the loss as ``loss``.
 
     Stores: TensorBoard event files, ``hparams.yaml`` and ``metrics.csv`` (``CSVLogger``'s layout) in
-    ``<save_dir>/<experiment_name>/<run_name or version_<n>>`` (:attr:`run_dir`); MLflow at ``tracking_uri``,
+    ``<save_dir>/<experiment_name>/<run_name or version_<n>>`` (`run_dir`); MLflow at ``tracking_uri``,
     else ``MLFLOW_TRACKING_URI``, else ``sqlite:///<save_dir>/mlflow.db``; W&B offline unless ``WANDB_MODE``
     says otherwise. Runs on global rank zero only.
 
     Training never waits for a store and never stops because of one: the training thread reads the values and
-    queues them; a background thread writes them. MLflow values go to a spool file in :attr:`run_dir` first and
+    queues them; a background thread writes them. MLflow values go to a spool file in `run_dir` first and
     a thread of their own sends them; a store that fails or takes longer than ``store_timeout`` seconds is
     reported at once (a ``StoreWarning``), retried every ``retry_seconds``, and reported again when it answers.
     At the end the run's status is recorded (``FINISHED``, ``FAILED``, or ``KILLED`` after a
@@ -132,7 +132,7 @@ class LoggingCallback(Callback):
             check_tracking_uri(self.resolved_tracking_uri())
         #: seconds the training thread spent inside this callback's hooks (final waits included)
         self.blocked_seconds = 0.0
-        #: the part of :attr:`blocked_seconds` spent waiting for the stores at the end or on error
+        #: the part of `blocked_seconds` spent waiting for the stores at the end or on error
         self.flush_seconds = 0.0
         #: number of values logged per key (every backend receives all of them)
         self.logged: dict[str, int] = {}

@@ -1,4 +1,5 @@
-"""What :class:`LoggingCallback` logs, named and stepped the way Lightning's own loggers record the same run.
+"""What [`LoggingCallback`][LoggingCallback] logs, named and stepped the way Lightning's own loggers record the same
+run.
 
 - The run's metrics go in three streams, as Lightning hands them to its loggers: at a logging step the values
   logged for that training step (``train_loss_step``, or a plain name logged with ``on_step`` only), at the end

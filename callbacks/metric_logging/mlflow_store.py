@@ -157,7 +157,7 @@ class MlflowRun:
         return run_id
 
     def send(self, records: list[dict[str, Any]]) -> None:
-        """Send ``records`` (one batch from :meth:`Spool.pending`)."""
+        """Send ``records`` (one batch from `Spool.pending`)."""
         from mlflow.entities import Metric, Param
 
         run_id = self.ensure_run()
@@ -204,7 +204,7 @@ class StoreTimeout(Exception):
 
 
 def call_with_timeout(fn: Callable[[], Any], timeout: float) -> Any:
-    """``fn()`` on a helper thread; :class:`StoreTimeout` when it takes longer than ``timeout`` (MLflow's client
+    """``fn()`` on a helper thread; `StoreTimeout` when it takes longer than ``timeout`` (MLflow's client
     retries a dead server for minutes inside one call: that call is abandoned, not waited for)."""
     box: dict[str, Any] = {}
     done = threading.Event()
@@ -226,12 +226,12 @@ def call_with_timeout(fn: Callable[[], Any], timeout: float) -> Any:
 
 
 class MlflowSender(threading.Thread):
-    """Sends a :class:`Spool` to MLflow, oldest record first, on a thread of its own.
+    """Sends a `Spool` to MLflow, oldest record first, on a thread of its own.
 
     A call that fails, or takes longer than ``store_timeout``, marks the store unreachable (one warning through
     ``report``); from then on the sender checks every ``retry_seconds`` (a ``/health`` request for a server) and
     resumes from the first record the store has not taken, with a second warning once it answers again.
-    :meth:`finish` waits a bounded time for the rest.
+    `finish` waits a bounded time for the rest.
     """
 
     def __init__(

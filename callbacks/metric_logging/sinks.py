@@ -194,7 +194,7 @@ class WandbSink(Sink):
 
 class MlflowSink(Sink):
     """MLflow: records go to a durable spool in the run directory at once, and a sender thread of their own
-    takes them to the store (see :class:`~callbridge.callbacks.metric_logging.mlflow_store.MlflowSender`). At
+    takes them to the store (see `MlflowSender`). At
     close the run's status is recorded, and the sender gets until ``deadline`` to store the rest; what it could
     not store stays in the spool for ``callbridge sync``. A spool the store took completely is removed."""
 

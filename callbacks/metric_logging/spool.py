@@ -43,8 +43,8 @@ class Spool:
 
     Records are dicts ``{"k": kind, "s": step, "t": wall time, "v": values}`` with kind ``"m"`` (metrics),
     ``"p"`` (hyperparameters) or ``"status"`` (``{"status": "RUNNING" | "FINISHED" | "FAILED" | "KILLED"}``).
-    :meth:`append` writes them (flushed at once, ``fsync``-ed at least every second and when closed);
-    :meth:`pending` hands out those the store has not taken and :meth:`ack` counts what it took, in a small
+    `append` writes them (flushed at once, ``fsync``-ed at least every second and when closed);
+    `pending` hands out those the store has not taken and `ack` counts what it took, in a small
     state file next to the spool. An existing spool (a resumed run, or ``callbridge sync``) is read back and
     continued: the records it holds beyond the count are sent first. Thread-safe.
     """

@@ -21,7 +21,7 @@ from callbridge.callbacks.metric_logging.spool import SPOOL_GLOB, Spool
 
 @dataclass
 class SyncResult:
-    """What :func:`sync_spool` did with one spool."""
+    """What `sync_spool` did with one spool."""
 
     spool: Path
     run_id: str | None

@@ -12,7 +12,8 @@ from typing import Any
 
 
 class StoreWarning(RuntimeWarning):
-    """A store of :class:`~callbridge.callbacks.LoggingCallback` failed, recovered, or kept values unsent.
+    """A store of [`LoggingCallback`][callbridge.callbacks.metric_logging.callback.LoggingCallback] failed, recovered,
+    or kept values unsent.
 
     Training goes on in every case; filter it like any warning
     (``warnings.filterwarnings("ignore", category=StoreWarning)``).
@@ -55,8 +56,8 @@ class _Command:
 
 
 class Writer(threading.Thread):
-    """Runs the sinks on one background thread. A sink that raises is reported once (a :class:`StoreWarning`)
-    and skipped from then on; the others go on. :attr:`lost` counts the values each failed sink missed."""
+    """Runs the sinks on one background thread. A sink that raises is reported once (a [`StoreWarning`][StoreWarning])
+    and skipped from then on; the others go on. `lost` counts the values each failed sink missed."""
 
     def __init__(self, sinks: list[Sink]) -> None:
         super().__init__(name="callbridge-logging", daemon=True)

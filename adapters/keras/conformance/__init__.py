@@ -40,7 +40,7 @@ def verify(
 
 
 def observe(make: Factory, workdir: Path, script: Script | None = None, probe: Probe | None = None) -> Any:
-    """Both sides' raw observations ``(home, bridge)``, for tests that look closer than :func:`verify`."""
+    """Both sides' raw observations ``(home, bridge)``, for tests that look closer than `verify`."""
     script = script or Script()
     return run_home(make, script, Path(workdir) / "keras", probe), run_bridge(
         make, script, Path(workdir) / "callbridge", probe

@@ -59,7 +59,7 @@ def _first_difference(home: list[Any], bridge: list[Any]) -> tuple[Any, Any]:
 
 
 def compare(home: dict[str, Any], bridge: dict[str, Any], skip: dict[str, str] | None = None) -> list[Check]:
-    """One :class:`Check` per entry of :data:`CHECKS`; ``skip`` maps a check to the documented reason it is
+    """One `Check` per entry of `CHECKS`; ``skip`` maps a check to the documented reason it is
     not compared (reported as equal=None)."""
     skip = skip or {}
     checks = []
@@ -102,7 +102,7 @@ def to_data(label: str, checks: list[Check]) -> dict[str, Any]:
 
 
 def to_json(label: str, checks: list[Check]) -> str:
-    """:func:`to_data` as JSON text."""
+    """`to_data` as JSON text."""
     return json.dumps(to_data(label, checks), indent=2, default=repr)
 
 
