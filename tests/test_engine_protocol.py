@@ -122,9 +122,10 @@ def test_plain_loop_drives_early_stopping_checkpoints_and_csv_logging(tmp_path: 
     # CSV: the loss every 2 steps, and each epoch's metrics (read through metrics_source)
     with open(logging_cb.run_dir / "metrics.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    losses = [int(row["step"]) for row in rows if row["name"] == "train/loss"]
-    assert losses == list(range(2, 21, 2))
-    val = {int(row["epoch"]): float(row["value"]) for row in rows if row["name"] == "val_loss"}
+    # Lightning's CSV layout: one column per metric, Lightning's 0-based step axis (optimizer step 2 is row step 1)
+    losses = [int(row["step"]) for row in rows if row["train_loss"]]
+    assert losses == list(range(1, 20, 2))
+    val = {int(row["epoch"]): float(row["val_loss"]) for row in rows if row["val_loss"]}
     assert val == {epoch: pytest.approx(VAL_LOSSES[epoch]) for epoch in range(5)}
 
 

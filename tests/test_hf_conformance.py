@@ -234,6 +234,9 @@ def es_accuracy(tmp_path_factory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("hf_es_acc")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     previous = H.set_env(MLFLOW_TRACKING_URI=uri, TENSORBOARD_LOGGING_DIR=None, MLFLOW_RUN_ID=None)
+    # an earlier test in this process may have set MLflow's process-wide tracking URI, which wins over the variable
+    previous_uri = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
     results: dict[str, Any] = {"uri": uri, "root": root}
     try:
         for side in ("home", "bridge"):
@@ -245,6 +248,7 @@ def es_accuracy(tmp_path_factory) -> dict[str, Any]:
         mlflow.flush_async_logging()
     finally:
         H.set_env(**previous)
+        mlflow.set_tracking_uri(previous_uri)
     return results
 
 
