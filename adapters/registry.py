@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,9 @@ class Style:
         inspect_problems: ``inspect_problems(cls) -> list[str]``: what will not work under Lightning.
         extra: the pip extra that installs the home library (``"keras"``), for messages.
         docs_page: the docs page that describes the style (``"keras.md"``).
+        verify: ``verify(make, workdir, label=, epochs=) -> Report``: runs the callback ``make(dir)`` builds
+            at home and under callbridge on a scripted run and compares them (``callbridge verify``; see
+            `callbridge.adapters.conformance`).
         accepts_classes: the style's home framework takes callback classes as well as instances (HF's
             ``Trainer`` does): ``is_instance`` is then also asked about classes, and ``adapt`` receives them
             as given (it instantiates them).
@@ -96,7 +99,7 @@ class Style:
     inspect_problems: Callable[[type], list[str]] | None = None
     extra: str | None = None
     docs_page: str | None = None
-    extras: Mapping[str, Any] = field(default_factory=dict)
+    verify: Callable[..., Any] | None = None
     accepts_classes: bool = False
 
     def __post_init__(self) -> None:

@@ -1,7 +1,7 @@
 """``callbridge verify TARGET``: run one callback at home and under Lightning on a scripted run, and diff them.
 
 The style of the callback decides what "at home" means: its registered [`Style`][callbridge.adapters.registry.Style]
-provides ``extras["verify"]`` (Keras: ``keras.Model.fit/evaluate/predict`` with the torch backend, see
+provides ``verify`` (Keras: ``keras.Model.fit/evaluate/predict`` with the torch backend, see
 `callbridge.adapters.keras.conformance`). Exit codes: 0 equal, 1 differences, 2 usage error.
 """
 
@@ -100,20 +100,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             label, make = build_factory(options)
             style_name = detect_style(make(Path()))
             style = get_style(style_name) if style_name not in ("callbridge", "lightning") else None
-            verify = style.extras.get("verify") if style is not None else None
+            verify = style.verify if style is not None else None
             if verify is None:
                 raise UsageError(f"{label} is a {style_name}-style callback; verify supports: {_verifiable()}")
             with tempfile.TemporaryDirectory(prefix="callbridge-verify-") as tmp:
                 workdir = Path(options.keep) if options.keep else Path(tmp)
-                equal, text, data = verify(make, workdir, label=label, epochs=options.epochs)
+                report = verify(make, workdir, label=label, epochs=options.epochs)
     except UsageError as error:
         sys.stderr.write(f"callbridge verify: error: {error}\n")
         return 2
     except (ImportError, FileNotFoundError, AttributeError, TypeError, ValueError) as error:
         sys.stderr.write(f"callbridge verify: error: {type(error).__name__}: {error}\n")
         return 2
-    print(json.dumps(data, indent=2, default=repr) if options.json else text)
-    return 0 if equal else 1
+    print(report.to_json() if options.json else report.to_text())
+    return 0 if report.equal else 1
 
 
 @contextlib.contextmanager
@@ -134,4 +134,4 @@ def _cwd_importable() -> Iterator[None]:
 def _verifiable() -> str:
     from callbridge.adapters.registry import styles
 
-    return ", ".join(style.name for style in styles() if "verify" in style.extras) or "none"
+    return ", ".join(style.name for style in styles() if style.verify is not None) or "none"

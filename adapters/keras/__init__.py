@@ -66,12 +66,12 @@ def adapt(objs: Iterable[Any], **options: Any) -> list[Callback]:
     return [KerasAdapter(list(objs), **options)]
 
 
-def _verify(make: Any, workdir: Any, label: str = "", epochs: int | None = None) -> tuple[bool, str, dict[str, Any]]:
-    """``callbridge verify`` for Keras: ``(equal, text report, JSON-able report)``."""
-    from callbridge.adapters.keras.conformance import Script, report, verify
+def _verify(make: Any, workdir: Any, label: str = "", epochs: int | None = None) -> Any:
+    """``callbridge verify`` for Keras: the [`Report`][callbridge.adapters.conformance.Report] of
+    ``keras.Model.fit`` against callbridge."""
+    from callbridge.adapters.keras.conformance import Script, as_report, verify
 
-    checks = verify(make, workdir, Script() if epochs is None else Script(epochs=epochs))
-    return all(check.equal for check in checks), report.to_text(label, checks), report.to_data(label, checks)
+    return as_report(label, verify(make, workdir, Script() if epochs is None else Script(epochs=epochs)))
 
 
 STYLE_RECORD = Style(
@@ -86,7 +86,7 @@ STYLE_RECORD = Style(
     inspect_problems=inspect_problems,
     extra="keras",
     docs_page="keras.md",
-    extras={"verify": _verify},
+    verify=_verify,
 )
 register(STYLE_RECORD, replace=True)  # a re-import of this package (doctest collection) replaces its own record
 

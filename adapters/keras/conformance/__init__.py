@@ -18,8 +18,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from callbridge.adapters.keras.conformance import report
-from callbridge.adapters.keras.conformance.report import CHECKS, Check, close, compare, to_data, to_json, to_text
+from callbridge.adapters.conformance import Check, Report, close
+from callbridge.adapters.keras.conformance.report import CHECKS, as_report, compare, to_text
 from callbridge.adapters.keras.conformance.runner import Factory, Probe, run_bridge, run_home
 from callbridge.adapters.keras.conformance.scripted import Script
 
@@ -50,13 +50,12 @@ def observe(make: Factory, workdir: Path, script: Script | None = None, probe: P
 __all__ = [
     "CHECKS",
     "Check",
+    "Report",
     "Script",
+    "as_report",
     "close",
     "compare",
     "observe",
-    "report",
-    "to_data",
-    "to_json",
     "to_text",
     "verify",
 ]

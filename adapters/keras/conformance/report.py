@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import math
-from dataclasses import asdict, dataclass
 from typing import Any
+
+from callbridge.adapters.conformance import Check, Report, close, first_difference, not_compared
 
 #: The checks, in report order, with what each compares.
 CHECKS: dict[str, str] = {
@@ -23,49 +22,14 @@ CHECKS: dict[str, str] = {
 }
 
 
-@dataclass
-class Check:
-    """One comparison: its name, whether both sides agree, and the first difference (``home``/``bridge``)."""
-
-    name: str
-    equal: bool
-    home: Any = None
-    bridge: Any = None
-    note: str = ""
-
-
-def close(a: Any, b: Any, rel: float = 1e-5, abs_tol: float = 1e-6) -> bool:
-    """Structural equality with a float tolerance (float32 on one side, float64 on the other)."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return a == b
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
-            return True
-        return math.isclose(a, b, rel_tol=rel, abs_tol=abs_tol) and type(a) is type(b)
-    if isinstance(a, dict) and isinstance(b, dict):
-        return list(a) == list(b) and all(close(a[k], b[k], rel, abs_tol) for k in a)
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(close(x, y, rel, abs_tol) for x, y in zip(a, b, strict=True))
-    return a == b
-
-
-def _first_difference(home: list[Any], bridge: list[Any]) -> tuple[Any, Any]:
-    for index in range(max(len(home), len(bridge))):
-        h = home[index] if index < len(home) else "<missing>"
-        b = bridge[index] if index < len(bridge) else "<missing>"
-        if not close(h, b):
-            return {"at": index, "value": h}, {"at": index, "value": b}
-    return None, None
-
-
 def compare(home: dict[str, Any], bridge: dict[str, Any], skip: dict[str, str] | None = None) -> list[Check]:
     """One `Check` per entry of `CHECKS`; ``skip`` maps a check to the documented reason it is
-    not compared (reported as equal=None)."""
+    not compared (it counts as equal)."""
     skip = skip or {}
     checks = []
     for name in CHECKS:
         if name in skip:
-            checks.append(Check(name, True, note=f"not compared: {skip[name]}"))
+            checks.append(not_compared(name, skip[name]))
             continue
         if name == "probe" and home["probe"] is None and bridge["probe"] is None:
             checks.append(Check(name, True, note="no probe for this callback"))
@@ -91,45 +55,16 @@ def compare(home: dict[str, Any], bridge: dict[str, Any], skip: dict[str, str] |
             equal = close(h, b, rel=1e-4, abs_tol=1e-5)
             checks.append(Check(name, equal, None if equal else h, None if equal else b))
             continue
-        first_h, first_b = _first_difference(list(h), list(b))
+        first_h, first_b = first_difference(list(h), list(b))
         checks.append(Check(name, first_h is None, first_h, first_b))
     return checks
 
 
-def to_data(label: str, checks: list[Check]) -> dict[str, Any]:
-    """The report as data: ``{"callback", "equal", "checks": [{"name", "equal", "home", "bridge", "note"}]}``."""
-    return {"callback": label, "equal": all(c.equal for c in checks), "checks": [asdict(c) for c in checks]}
+def as_report(label: str, checks: list[Check]) -> Report:
+    """The [`Report`][callbridge.adapters.conformance.Report] ``callbridge verify`` prints for a Keras callback."""
+    return Report(label, "keras.Model.fit", checks, CHECKS)
 
 
-def to_json(label: str, checks: list[Check]) -> str:
-    """`to_data` as JSON text."""
-    return json.dumps(to_data(label, checks), indent=2, default=repr)
-
-
-def _short(value: Any, width: int) -> list[str]:
-    text = json.dumps(value, default=repr, ensure_ascii=False) if not isinstance(value, str) else value
-    return [text[i : i + width] for i in range(0, max(len(text), 1), width)][:6]
-
-
-def to_text(label: str, checks: list[Check], width: int = 56) -> str:
-    """A table of the checks, and for each difference the first differing entry side by side."""
-    lines = [f"callbridge verify: {label}", ""]
-    lines.append(f"  {'check':<12} {'result':<10} what")
-    for check in checks:
-        result = "equal" if check.equal else "DIFFERENT"
-        if check.note:
-            result = "-"
-        lines.append(f"  {check.name:<12} {result:<10} {check.note or CHECKS[check.name]}")
-    for check in checks:
-        if check.equal:
-            continue
-        lines += ["", f"-- {check.name}: first difference", f"  {'keras.Model.fit':<{width}} | callbridge + Lightning"]
-        left, right = _short(check.home, width), _short(check.bridge, width)
-        for index in range(max(len(left), len(right))):
-            a = left[index] if index < len(left) else ""
-            b = right[index] if index < len(right) else ""
-            lines.append(f"  {a:<{width}} | {b}")
-    verdict = "equal" if all(c.equal for c in checks) else "DIFFERENT"
-    compared = sum(not c.note for c in checks)
-    lines += ["", f"result: {verdict} ({sum(not c.equal for c in checks)} of {compared} checks differ)"]
-    return "\n".join(lines)
+def to_text(label: str, checks: list[Check]) -> str:
+    """`as_report`'s table and first differences, as text."""
+    return as_report(label, checks).to_text()
