@@ -1,4 +1,6 @@
-"""HF callbacks under callbridge compared with the same callbacks run by ``transformers.Trainer`` (tests/hf_harness.py).
+"""HF callbacks under callbridge compared with the same callbacks run by ``transformers.Trainer``.
+
+The scripted run is `callbridge.adapters.hf.conformance.scripted`, the harness behind ``callbridge verify``.
 
 Each module fixture runs one scenario twice, at home and under a real ``lightning.Trainer``; the tests compare
 what the callbacks saw and did. The one known difference of order (``on_prediction_step`` of an epoch-end
@@ -20,7 +22,7 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
-import hf_harness as H  # noqa: E402
+from callbridge.adapters.hf.conformance import scripted as H  # noqa: E402
 from transformers import EarlyStoppingCallback, PrinterCallback, TrainerCallback  # noqa: E402
 
 EVENTS = (

@@ -121,6 +121,14 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'callbridge.adapters.hf' has no attribute {name!r}")
 
 
+def _verify(make: Any, workdir: Any, label: str = "", epochs: int | None = None) -> Any:
+    """``callbridge verify`` for HF: ``transformers.Trainer`` against callbridge (see
+    `callbridge.adapters.hf.conformance`)."""
+    from callbridge.adapters.hf.conformance import verify
+
+    return verify(make, workdir, label=label, epochs=epochs)
+
+
 register(
     Style(
         name=STYLE,
@@ -136,5 +144,6 @@ register(
         extra="hf",
         docs_page="hf.md",
         accepts_classes=True,
+        verify=_verify,
     )
 )

@@ -1,4 +1,4 @@
-"""The differential harness for HF callbacks: the same callbacks run by ``transformers.Trainer`` and by callbridge.
+"""The scripted run of the HF harness: the same callbacks run by ``transformers.Trainer`` and by callbridge.
 
 Both runs train the same tiny torch network (same initial weights, same optimizer, same data) on CPU:
 
@@ -97,7 +97,7 @@ def constant_schedule(optimizer: torch.optim.Optimizer) -> torch.optim.lr_schedu
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
 
 
-class Module(L.LightningModule):
+class TinyNetModule(L.LightningModule):
     """The LightningModule of the bridge run: the same network, optimizer, schedule and data."""
 
     def __init__(self, net: TinyNet) -> None:
@@ -149,8 +149,9 @@ def training_args(output_dir: Path, **overrides: Any) -> Any:
 def run_home(
     callbacks: Sequence[Any], args: Any, *, net: TinyNet | None = None, resume: str | None = None, evaluates=True
 ) -> Any:
-    """``transformers.Trainer`` itself, with only ``callbacks`` (besides its DefaultFlowCallback)."""
-    from transformers import ProgressCallback, Trainer
+    """``transformers.Trainer`` itself, with only ``callbacks`` (besides its DefaultFlowCallback): the progress
+    callback the Trainer adds by itself is removed (not one the caller passed)."""
+    from transformers import PrinterCallback, ProgressCallback, Trainer
 
     net = net or TinyNet()
     optimizer = torch.optim.SGD(net.parameters(), lr=LR)
@@ -163,7 +164,10 @@ def run_home(
         callbacks=list(callbacks),
         optimizers=(optimizer, constant_schedule(optimizer)),
     )
-    trainer.remove_callback(ProgressCallback)
+    given = {id(callback) for callback in callbacks}
+    for added in list(trainer.callback_handler.callbacks):
+        if isinstance(added, (ProgressCallback, PrinterCallback)) and id(added) not in given:
+            trainer.remove_callback(added)
     trainer.train(resume_from_checkpoint=resume)
     return trainer
 
@@ -184,7 +188,7 @@ def run_bridge(
 
     options = {} if args is None else {"training_args": args}
     bridge = to_lightning(list(callbacks), **options)
-    module = Module(net or TinyNet())
+    module = TinyNetModule(net or TinyNet())
     settings: dict[str, Any] = {
         "accelerator": "cpu",
         "devices": 1,
