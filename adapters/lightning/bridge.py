@@ -258,27 +258,11 @@ class LightningBridge(pl.Callback):
     ) -> None:
         self._evaluate_batch("on_evaluate_batch_end", batch, batch_idx, outputs)
 
-    def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._evaluate_begin()
-
-    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._evaluate_end()
-
-    def on_test_batch_start(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int, dataloader_idx: int = 0
-    ) -> None:
-        self._evaluate_batch("on_evaluate_batch_begin", batch, batch_idx)
-
-    def on_test_batch_end(
-        self,
-        trainer: pl.Trainer,
-        pl_module: pl.LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:
-        self._evaluate_batch("on_evaluate_batch_end", batch, batch_idx, outputs)
+    # a test pass runs the same unified hooks as a validation (no sanity check runs before a test)
+    on_test_start = on_validation_start
+    on_test_end = on_validation_end
+    on_test_batch_start = on_validation_batch_start
+    on_test_batch_end = on_validation_batch_end
 
     # -- prediction ------------------------------------------------------------------------------
     def on_predict_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
