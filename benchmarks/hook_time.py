@@ -1,22 +1,27 @@
-"""Time spent in Lightning's callback-hook dispatch per training step, for configurations of ``benchmarks.configs``.
+"""Time spent in Lightning's callback dispatch per training step, per configuration of ``benchmarks.configs``: a
+load-resistant view of what callbacks add (the wall-clock harness, ``benchmarks.run``, needs a quiet machine to
+resolve tens of microseconds).
 
-``make bench`` times whole steps; on a busy machine that wall time varies more than the callbacks cost. This
-measures the callbacks' part directly: the time inside Lightning's ``_call_callback_hooks`` (every callback hook,
-callbridge's bridge included) between ``on_train_start`` and ``on_train_end``, divided by the steps. The
-configurations run interleaved, ``--repeats`` times each; the minimum over repeats is the least disturbed run.
+It wraps ``lightning.pytorch.trainer.call._call_callback_hooks`` (Lightning's dispatch of one hook to every
+callback, callbridge's bridge included) and sums the time inside it between ``on_train_start`` and
+``on_train_end``, divided by the steps: thread CPU time (``--clock cpu``, the default: what the callbacks cost,
+whatever else runs on the machine) or wall time (``--clock wall``). The configurations run interleaved,
+``--repeats`` times each, after one short warm-up fit each; the table gives the minimum (the least disturbed run),
+the median, and each minus the baseline's (``baseline`` is always run).
 
-It wraps a private Lightning function (``lightning.pytorch.trainer.call._call_callback_hooks``): a diagnostic
-tool, not part of ``make bench``.
+It wraps a private Lightning function: a diagnostic tool, not part of ``make bench``.
 
-Run: ``python -m benchmarks.hook_time --configs baseline,native20,hf20 --steps 2000 --repeats 5``
+Run: ``python -m benchmarks.hook_time --configs baseline,native20,hf20 --steps 2000 --repeats 5 [--clock wall]``
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import statistics
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -26,26 +31,30 @@ from lightning.pytorch.trainer import call
 
 from benchmarks import configs
 
-_TOTAL = {"seconds": 0.0, "on": False}
 _DISPATCH = call._call_callback_hooks
+_CLOCKS = {"cpu": time.thread_time_ns, "wall": time.perf_counter_ns}
+_SPENT = {"ns": 0, "on": False, "clock": time.thread_time_ns}
 
 
 def _timed_dispatch(trainer: Any, hook_name: str, *args: Any, **kwargs: Any) -> Any:
-    if not _TOTAL["on"]:
+    if not _SPENT["on"]:
         return _DISPATCH(trainer, hook_name, *args, **kwargs)
-    start = time.perf_counter()
+    clock = _SPENT["clock"]
+    start = clock()
     try:
         return _DISPATCH(trainer, hook_name, *args, **kwargs)
     finally:
-        _TOTAL["seconds"] += time.perf_counter() - start
+        _SPENT["ns"] += clock() - start
 
 
 class _Window(L.pytorch.callbacks.Callback):
+    """Counts only between on_train_start and on_train_end (not setup, sanity checks or teardown)."""
+
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        _TOTAL.update(seconds=0.0, on=True)
+        _SPENT.update(ns=0, on=True)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        _TOTAL["on"] = False
+        _SPENT["on"] = False
 
 
 def hook_time_per_step(name: str, steps: int, epochs: int) -> float:
@@ -56,18 +65,25 @@ def hook_time_per_step(name: str, steps: int, epochs: int) -> float:
     trainer.fit(configs.BenchModule(batches=steps // epochs))
     if setup.after_fit is not None:
         setup.after_fit(trainer)
-    return _TOTAL["seconds"] / steps * 1e6
+    return _SPENT["ns"] / 1000 / steps
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--configs", default="baseline,native20,hf20", help="comma-separated, baseline first")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.hook_time", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--configs", default="baseline,native20,hf20", help="comma-separated (baseline is added)")
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--clock", choices=sorted(_CLOCKS), default="cpu")
     args = parser.parse_args()
-    names = args.configs.split(",")
+    names = ["baseline", *[name for name in args.configs.split(",") if name and name != "baseline"]]
+    unknown = [name for name in names if name not in configs.FACTORIES]
+    if unknown:
+        parser.error(f"unknown configuration(s) {unknown}; known: {', '.join(sorted(configs.FACTORIES))}")
     torch.set_num_threads(1)
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
+    _SPENT["clock"] = _CLOCKS[args.clock]
     call._call_callback_hooks = _timed_dispatch
     for name in names:  # warm-up
         hook_time_per_step(name, 100, 2)
@@ -75,12 +91,12 @@ def main() -> None:
     for repeat in range(args.repeats):
         for name in names[repeat % len(names) :] + names[: repeat % len(names)]:
             runs[name].append(hook_time_per_step(name, args.steps, args.epochs))
-    base = min(runs[names[0]])
-    print("| configuration | callback hooks us/step, min | median | min minus first configuration |")
-    print("|---|---:|---:|---:|")
+    base_min, base_median = min(runs["baseline"]), statistics.median(runs["baseline"])
+    print(f"| configuration | {args.clock} us/step in hooks, min | median | min - baseline | median - baseline |")
+    print("|---|---:|---:|---:|---:|")
     for name in names:
         low, mid = min(runs[name]), statistics.median(runs[name])
-        print(f"| {name} | {low:.1f} | {mid:.1f} | {low - base:+.1f} |")
+        print(f"| {name} | {low:.1f} | {mid:.1f} | {low - base_min:+.1f} | {mid - base_median:+.1f} |")
 
 
 if __name__ == "__main__":
