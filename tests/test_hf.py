@@ -302,17 +302,16 @@ def test_the_example_runs(tmp_path: Path) -> None:
 def test_a_window_without_logs_stays_small_and_sums_as_hf() -> None:
     """With logging off (or rare), the batch losses are folded into one tensor; the NaN filter still holds."""
     import torch
-    from callbridge.adapters.hf.adapter import HFAdapter
+    from callbridge.adapters.hf.window import FOLD_AT, LossWindow
 
-    adapter = HFAdapter([PrinterCallback()])
-    adapter._nan_filter = True
+    window = LossWindow(nan_filter=True)
     values = [float(v) for v in torch.randn(600, generator=torch.Generator().manual_seed(0))]
     values[3], values[300], values[599] = float("nan"), float("inf"), float("nan")
     expected = torch.tensor(0.0)
     for step, value in enumerate(values):  # HF: tr_loss += loss, or tr_loss / (1 + steps in window) for NaN/inf
-        adapter.state.global_step = step
-        adapter._accumulate({"loss": torch.tensor(value)})
+        window.add(torch.tensor(value), 1 + step)
         loss = torch.tensor(value)
         expected = expected + (loss if torch.isfinite(loss) else expected / (1 + step))
-    assert len(adapter._window) < 256
-    assert adapter._drain() == pytest.approx(float(expected), rel=1e-5)
+    assert len(window) < FOLD_AT
+    assert window.drain() == pytest.approx(float(expected), rel=1e-5)
+    assert window.drain() == 0.0  # drained

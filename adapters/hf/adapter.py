@@ -22,6 +22,7 @@ from callbridge.adapters.hf import persist as hf_persist
 from callbridge.adapters.hf.args import derive_training_args, refresh_training_args
 from callbridge.adapters.hf.evaluation import Evaluations, batch_of, gradient_norm
 from callbridge.adapters.hf.names import check_key_map, training_extras
+from callbridge.adapters.hf.window import LossWindow
 from callbridge.callbacks import Callback, CallbackContext
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from transformers.trainer_callback import DefaultFlowCallback
@@ -51,29 +52,6 @@ _STEP_EVENTS = (
     "on_step_end",
     "on_log",
 )
-
-
-#: Batch losses a logging window keeps before it sums them into one tensor.
-_FOLD_AT = 256
-
-
-def filtered_sum(values: torch.Tensor, divisors: list[int]) -> torch.Tensor:
-    """HF's running ``tr_loss`` over ``values`` with ``logging_nan_inf_filter``, without a loop or a host sync.
-
-    HF adds each finite value and, for a NaN/inf one, ``tr_loss / divisor``: ``s_k = a_k s_(k-1) + b_k``, so
-    ``s_n = sum_k b_k prod_(j>k) a_j``.
-
-    Examples:
-        >>> import torch
-        >>> float(filtered_sum(torch.tensor([1.0, float("nan"), 3.0, float("inf")]), [1, 2, 3, 4]))
-        5.625
-    """
-    bad = ~torch.isfinite(values)
-    divisor = torch.tensor(divisors, dtype=values.dtype, device=values.device)
-    scale = torch.where(bad, 1 + 1 / divisor, torch.ones_like(values))
-    added = torch.where(bad, torch.zeros_like(values), values)
-    after = torch.cat([torch.flip(torch.cumprod(torch.flip(scale, [0]), 0), [0])[1:], scale.new_ones(1)])
-    return (added * after).sum()
 
 
 def _overrides(callback: Any, event: str) -> bool:
@@ -207,9 +185,7 @@ class HFAdapter(Evaluations, Callback):
         self.state.is_local_process_zero = ctx.local_rank == 0
 
     def _reset_run(self) -> None:
-        self._window: list[torch.Tensor] = []  # this logging window's batch losses, on their device
-        self._window_at: list[int] = []  # for each: 1 + the optimizer steps of the window before it (HF's divisor)
-        self._saw_loss = False
+        self._losses = LossWindow(nan_filter=True)
         self._total_loss = 0.0
         self._last_logged = 0
         self._initial_step = 0
@@ -251,7 +227,7 @@ class HFAdapter(Evaluations, Callback):
         self._reset_run()
         self._initial_step = self._last_logged = self._last_step = ctx.step
         self._num_samples = self._train_samples(ctx, max_steps)
-        self._nan_filter = bool(args.logging_nan_inf_filter)
+        self._losses = LossWindow(nan_filter=bool(args.logging_nan_inf_filter))
         self.control.should_training_stop = False
         self._fire("on_train_begin")
         self._apply(ctx)
@@ -308,35 +284,10 @@ class HFAdapter(Evaluations, Callback):
         self._apply(ctx)
 
     def _accumulate(self, outputs: Any) -> None:
-        """Keeps the batch's loss for HF's logging window, on its device: no host sync and no math per step."""
+        """Keeps the batch's loss for HF's logging window (see `LossWindow`)."""
         loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
         if isinstance(loss, torch.Tensor):
-            self._window.append(loss.detach())
-            self._window_at.append(1 + self.state.global_step - self._last_logged)
-            self._saw_loss = True
-            if len(self._window) >= _FOLD_AT:  # a long window (or no logging at all) stays one tensor
-                self._window, self._window_at = [self._window_sum()], [1]
-
-    def _window_sum(self) -> torch.Tensor:
-        """HF's ``tr_loss`` of the window, on the losses' device. With HF's ``logging_nan_inf_filter`` a NaN/inf
-        loss adds the sum so far over its divisor, as HF adds it."""
-        values = torch.stack(self._window).float().reshape(len(self._window), -1).sum(dim=1)
-        return filtered_sum(values, self._window_at) if self._nan_filter else values.sum()
-
-    def _drain(self) -> float:
-        """The sum of the window's losses (one host sync), then an empty window."""
-        window, at = self._window, self._window_at
-        self._window, self._window_at = [], []
-        if not window:
-            return 0.0
-        if len(window) == 1 and window[0].dim() == 0:  # logging every step: no stacking
-            total = float(window[0])
-            return total if math.isfinite(total) or not self._nan_filter else 0.0  # nothing before it to average
-        values = torch.stack(window).float().reshape(len(window), -1).sum(dim=1)
-        total = float(values.sum())
-        if self._nan_filter and not math.isfinite(total):  # the filter's work only when there is something to filter
-            total = float(filtered_sum(values, at))
-        return total
+            self._losses.add(loss, 1 + self.state.global_step - self._last_logged)
 
     def on_epoch_end(self, ctx: CallbackContext) -> None:
         self._fire("on_epoch_end")
@@ -352,7 +303,7 @@ class HFAdapter(Evaluations, Callback):
         if self._pending_eval is not None:
             self._evaluated(ctx)
         state = self.state
-        self._total_loss += self._drain()
+        self._total_loss += self._losses.drain()
         steps = state.global_step - self._initial_step
         samples = None if self._num_samples is None else self._num_samples * steps / max(state.max_steps, 1)
         metrics = speed_metrics("train", self._start, num_samples=samples, num_steps=steps)
@@ -376,8 +327,8 @@ class HFAdapter(Evaluations, Callback):
         """The training logs HF writes at a logging step: the mean loss of the window, grad norm, learning rate."""
         state = self.state
         logs: dict[str, Any] = {}
-        if self._saw_loss:
-            window = self._drain()
+        if self._losses.saw_loss:
+            window = self._losses.drain()
             logs["loss"] = window / (state.global_step - self._last_logged)
             self._total_loss += window
         grad_norm = gradient_norm(ctx.model)
