@@ -21,7 +21,7 @@ _EXPORTS = {
     "from_hydra_config": "callbridge.adapters.hydra",
     "from_config": "callbridge.adapters.config",
     "ConfigError": "callbridge.adapters.config",
-    "load_class_from_file": "callbridge.adapters.config",
+    "load_class_from_file": "callbridge.adapters.loading",
     "WarpRecAdapter": "callbridge.adapters.warprec",
     "announce_data": "callbridge.adapters.warprec",
     "load_warprec_callback": "callbridge.adapters.warprec",

@@ -35,8 +35,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from callbridge.adapters.config import ConfigError, build_objects, load_class_from_file, resolve_target
+from callbridge.adapters.config import ConfigError, build_objects
 from callbridge.adapters.lightning import UNIFIED_HOOK_MAP, LightningBridge, to_lightning
+from callbridge.adapters.loading import load_class_from_file, resolve_target
 from callbridge.adapters.registry import get_style, styles
 from callbridge.adapters.styles import describe, detect_style
 

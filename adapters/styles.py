@@ -25,7 +25,7 @@ def foreign_styles() -> list[Style]:
 
 def describe(obj: Any) -> str:
     """``module.Class`` of an object (or class), for messages; ``path/file.py:Class`` for a class that
-    [`load_class_from_file`][callbridge.adapters.config.load_class_from_file] loaded from a file."""
+    [`load_class_from_file`][callbridge.adapters.loading.load_class_from_file] loaded from a file."""
     cls = obj if isinstance(obj, type) else type(obj)
     source = getattr(sys.modules.get(cls.__module__), "__callbridge_source__", None)
     if source is not None:

@@ -58,7 +58,7 @@ def _problems_of(entry: Any, base_dir: Path | None) -> tuple[list[str], Path | N
 
 def _instantiate(entry: Mapping[str, Any], file: Path) -> tuple[Any, str | None]:
     """``callback_name`` from ``file``, built with ``args``/``kwargs``; or None and the reason."""
-    from callbridge.adapters.config import load_class_from_file
+    from callbridge.adapters.loading import load_class_from_file
 
     name = str(entry["callback_name"])
     args, kwargs = list(entry.get("args") or []), dict(entry.get("kwargs") or {})

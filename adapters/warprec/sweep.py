@@ -68,7 +68,7 @@ def best_model(result: Any) -> Any:
 
 def _ship_by_value(callbacks: Iterable[Any]) -> None:
     """Classes loaded from files by ``load_callback`` are not importable in Ray workers: send them by value."""
-    from callbridge.adapters.config import is_loaded_from_file
+    from callbridge.adapters.loading import is_loaded_from_file
 
     wanted = {type(cb).__module__ for cb in callbacks if is_loaded_from_file(type(cb).__module__)}
     if wanted:
