@@ -95,8 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from callbridge.adapters.registry import get_style
     from callbridge.adapters.styles import detect_style
 
-    try:
-        with _cwd_importable():
+    try:  # what building and running print beyond what each side captures goes to stderr: stdout holds the report
+        with _cwd_importable(), contextlib.redirect_stdout(sys.stderr):
             label, make = build_factory(options)
             style_name = detect_style(make(Path()))
             style = get_style(style_name) if style_name not in ("callbridge", "lightning") else None

@@ -8,6 +8,7 @@ import io
 import math
 import os
 import re
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -78,27 +79,40 @@ def normalize_output(text: str) -> str:
 
 @contextlib.contextmanager
 def _side_environment(folder: Path) -> Iterator[None]:
-    """Runs in ``folder``, with MLflow's and TensorBoard's default locations in it; restores everything after."""
-    keys = ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME", "TENSORBOARD_LOGGING_DIR")
+    """Runs in ``folder``, with MLflow's, TensorBoard's and W&B's default locations in it; restores everything
+    after."""
+    keys = ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME", "TENSORBOARD_LOGGING_DIR", "WANDB_DIR")
     previous_env = {key: os.environ.get(key) for key in keys}
     cwd = os.getcwd()
     mlflow = _imported("mlflow")
     previous_uri = mlflow.get_tracking_uri() if mlflow is not None else None
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     scripted.set_env(MLFLOW_TRACKING_URI=uri, MLFLOW_RUN_ID=None, MLFLOW_EXPERIMENT_NAME=None)
-    scripted.set_env(TENSORBOARD_LOGGING_DIR=None)
+    scripted.set_env(TENSORBOARD_LOGGING_DIR=None, WANDB_DIR=str(folder))  # W&B keeps its first run's dir otherwise
     if mlflow is not None:
         mlflow.set_tracking_uri(uri)  # an earlier set_tracking_uri in this process wins over the variable
     os.chdir(folder)
     try:
         yield
     finally:
+        _finish_open_runs()  # a run a side left open (HF's WandbCallback never finishes its own) stays its own
         os.chdir(cwd)
         scripted.set_env(**previous_env)
         if mlflow is not None:
             with contextlib.suppress(Exception):
                 mlflow.flush_async_logging()
             mlflow.set_tracking_uri(previous_uri)
+
+
+def _finish_open_runs() -> None:
+    wandb = sys.modules.get("wandb")
+    if wandb is not None:
+        if getattr(wandb, "run", None) is not None:
+            wandb.finish()
+        wandb.teardown()  # W&B's process-wide settings (its run dir) are read again at the next run
+    mlflow = sys.modules.get("mlflow")
+    if mlflow is not None and mlflow.active_run() is not None:
+        mlflow.end_run()
 
 
 def _imported(name: str) -> Any:
@@ -111,6 +125,7 @@ def _imported(name: str) -> Any:
 def run_side(side: str, make: Factory, folder: Path, epochs: int) -> dict[str, Any]:
     """Runs the callback ``make(folder)`` builds on one side (``"home"`` or ``"bridge"``) in ``folder`` and
     returns what was observed: trace, output, state, weights, files, error."""
+    folder = folder.resolve()
     folder.mkdir(parents=True, exist_ok=True)
     callback = make(folder)
     callback = callback() if isinstance(callback, type) else callback
@@ -122,7 +137,7 @@ def run_side(side: str, make: Factory, folder: Path, epochs: int) -> dict[str, A
     printed = io.StringIO()
     error = None
     state = net = None
-    with _side_environment(folder), contextlib.redirect_stdout(printed):
+    with contextlib.redirect_stdout(printed), _side_environment(folder):
         net = scripted.TinyNet()
         try:
             if side == "home":
@@ -160,20 +175,27 @@ _CHECKPOINT = re.compile(r"(^|/)(checkpoint-\d+)/.+$")
 _EVENTS_FILE = re.compile(r"events\.out\.tfevents\.[^/]+$")
 _RUN_ID = re.compile(r"\b[0-9a-f]{32}\b")  # MLflow's run folders
 _RUN_DIR = re.compile(r"runs/[A-Z][a-z]{2}\d\d_\d\d-\d\d-\d\d_[^/]+")  # HF's default logging dir
+_WANDB_RUN = re.compile(r"(offline-run|run)-\d{8}_\d{6}-[0-9a-z]+")
 _LIGHTNING_OWN = re.compile(r"(^|/)(lightning_logs|checkpoints)(/|$)")
 
 
 def files(folder: Path) -> dict[str, Any]:
     """``{relative name: content}`` of what the side wrote: text files (csv, json, txt, yaml) by content,
-    TensorBoard event files by ``{tag: [steps]}``, checkpoint folders by name only (HF writes its model files
-    there, callbridge a Lightning ``model.ckpt``), binary files (an MLflow store) by name."""
+    TensorBoard event files by ``{tag: [steps]}``, an MLflow store by its runs, checkpoint folders by name only
+    (HF writes its model files there, callbridge a Lightning ``model.ckpt``), W&B's run folder and other
+    binary files by name."""
     found: dict[str, Any] = {}
     for path in sorted(folder.rglob("*")):
         rel = _RUN_ID.sub("<id>", _RUN_DIR.sub("runs/<date>_<host>", path.relative_to(folder).as_posix()))
         if path.is_dir() or _LIGHTNING_OWN.search(rel):
             continue
         checkpoint = _CHECKPOINT.search(rel)
-        if checkpoint:
+        wandb_run = _WANDB_RUN.search(rel)
+        if rel.startswith("wandb/") and wandb_run:  # its logs hold clock times, its history is binary
+            found[f"wandb/{wandb_run.group(1)}-<date>-<id>/"] = "<wandb run>"
+        elif rel.startswith("wandb/"):
+            found[rel] = "<wandb>"
+        elif checkpoint:
             found[rel[: checkpoint.end(2)] + "/"] = "<checkpoint>"
         elif _EVENTS_FILE.search(rel):
             found[_EVENTS_FILE.sub("events.out.tfevents.*", rel)] = scripted.tb_scalars(path.parent)
