@@ -15,16 +15,23 @@ _TASK_FUNCTION = "<task function>"
 #: differences documented in docs/hydra.md that are normalized away say so here.
 _PER_MODE: dict[str, str] = {
     "hooks": "the hooks called, with hydra.job.num, in order",
-    "args": "each call's arguments: kwargs, hydra.mode, run/sweep/output dirs, job name/num/id, overrides, task "
-    "config, HydraConfig, cwd, JobReturn fields; task_function compared as present only (home: the @hydra.main "
-    "function; callbridge: a LightningTask, no task function exists outside an app)",
+    "args": "each call's arguments (Hydra keys and task values of the config, HydraConfig, cwd, JobReturn); "
+    "task_function compared as present only: home passes the @hydra.main function, callbridge a LightningTask "
+    "(no task function exists outside an app)",
     "logs": "the log records written inside its hooks",
     "output": "what it printed (stdout, stderr)",
-    "files": "the files written; Hydra's own .hydra/*.yaml, job log and multirun.yaml left out (Hydra's run_job "
-    "and launcher write them, not a callback)",
+    "files": "the files written; Hydra's own .hydra/*.yaml, job log, multirun.yaml left out (written by Hydra's "
+    "run_job and launcher, not by a callback)",
     "links": "the links made and their targets",
     "contents": "the content of CSV, JSON, YAML, text files and Hydra pickles written",
     "error": "exceptions its hooks raised (Hydra warns) and the run's error",
+}
+#: Checks printed as not compared when both sides have nothing to compare, and what the line then says.
+_EMPTY = {
+    "logs": "no log records on either side",
+    "output": "nothing printed on either side",
+    "links": "no links on either side",
+    "contents": "no readable files on either side",
 }
 CHECKS: dict[str, str] = {f"{mode}.{name}": what for mode in ("run", "multirun") for name, what in _PER_MODE.items()}
 
@@ -62,8 +69,8 @@ def compare(home: dict[str, Any], bridge: dict[str, Any]) -> list[Check]:
             left, right = sorted(h[what].items()), sorted(b[what].items())
         else:
             left, right = h[what], b[what]
-        if what in ("links", "contents") and not left and not right:
-            checks.append(not_compared(name, f"no {what} on either side"))
+        if what in _EMPTY and not left and not right:  # so that "equal" always means: compared something
+            checks.append(not_compared(name, _EMPTY[what]))
             continue
         checks.append(compare_sequences(name, left, right))
     return checks
