@@ -78,3 +78,8 @@ def test_a_user_file_equal_and_with_the_documented_difference(capsys, monkeypatc
     assert '"job 0: starting main(lr=0.1)"' in out and '"job 0: starting fit(lr=0.1)"' in out
     assert "result: DIFFERENT (2 of 12 checks differ)" in out
     assert str(EXAMPLE) not in sys.path and not (EXAMPLE / "outputs").exists()
+
+
+def test_hydra_is_among_the_styles_verify_supports(capsys):
+    assert main(["verify", "callbridge.callbacks:EarlyStoppingCallback"]) == 2
+    assert "hydra" in capsys.readouterr().err.rsplit("verify supports: ", 1)[1].strip().split(", ")

@@ -59,7 +59,7 @@ def summarize(hook: str, config: DictConfig, kwargs: Mapping[str, Any], rel: Cal
         >>> from omegaconf import OmegaConf
         >>> line = summarize("on_job_start", OmegaConf.create({"lr": 0.1}), {"task_function": print}, str)
         >>> line["hook"], line["config"], line["task_function"], line["mode"]
-        ('on_job_start', {'lr': 0.1}, 'builtin_function_or_method', 'str:???')
+        ('on_job_start', {'lr': 0.1}, 'builtin_function_or_method', 'NoneType:None')
     """
     mode = _raw(config, "hydra.mode")
     line: dict[str, Any] = {
