@@ -49,10 +49,26 @@ def _task_values(config: DictConfig) -> dict[str, Any]:
     return out
 
 
+def _returned(value: Any) -> Any:
+    """A task's return value: a dict as its sorted keys with numbers as floats (others as their type name)."""
+    if isinstance(value, Mapping):
+        return {str(k): _number(value[k]) for k in sorted(value, key=str)}
+    return _number(value)
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, (bool, str)) or value is None:
+        return value
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return type(value).__name__
+
+
 def summarize(hook: str, config: DictConfig, kwargs: Mapping[str, Any], rel: Callable[[Any], Any]) -> dict[str, Any]:
     """One hook call as data: the hook, its keyword argument names, the config's Hydra keys (``hydra.mode`` as
     ``RunMode:RUN``, run/sweep dirs, job name/num/id, output dir and overrides), the task config's top-level values,
-    what ``HydraConfig`` holds, the working dir, the task function's type and the ``JobReturn``'s fields.
+    what ``HydraConfig`` holds, the working dir, the task function's type and the ``JobReturn``'s fields (a dict return value with its numbers).
     ``rel`` turns absolute paths into relative ones.
 
     Examples:
@@ -88,7 +104,7 @@ def summarize(hook: str, config: DictConfig, kwargs: Mapping[str, Any], rel: Cal
         line["job_return"] = {
             "type": f"{type(job_return).__module__}.{type(job_return).__name__}",
             "status": job_return.status.name,
-            "return_value": sorted(value) if isinstance(value, dict) else type(value).__name__,
+            "return_value": _returned(value),
             "overrides": list(job_return.overrides or []),
             "task_name": job_return.task_name,
             "working_dir": rel(job_return.working_dir),
