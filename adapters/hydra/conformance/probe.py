@@ -68,7 +68,8 @@ def _number(value: Any) -> Any:
 def summarize(hook: str, config: DictConfig, kwargs: Mapping[str, Any], rel: Callable[[Any], Any]) -> dict[str, Any]:
     """One hook call as data: the hook, its keyword argument names, the config's Hydra keys (``hydra.mode`` as
     ``RunMode:RUN``, run/sweep dirs, job name/num/id, output dir and overrides), the task config's top-level values,
-    what ``HydraConfig`` holds, the working dir, the task function's type and the ``JobReturn``'s fields (a dict return value with its numbers).
+    what ``HydraConfig`` holds, the working dir, the task function's type and the ``JobReturn``'s fields (a dict
+    return value with its numbers).
     ``rel`` turns absolute paths into relative ones.
 
     Examples:
