@@ -66,8 +66,16 @@ def test_a_config_entry_in_a_git_repository(tmp_path, capsys, monkeypatch):
     assert (tmp_path / "runs" / "callbridge" / "run" / "outputs" / "run" / "results.json").is_file()
 
 
-def test_a_user_file_equal_and_with_the_documented_difference(capsys, monkeypatch):
+@pytest.fixture
+def in_the_example(monkeypatch):
+    """Runs in examples/hydra_verify; its ``my_callbacks`` module is forgotten after (other examples have one)."""
     monkeypatch.chdir(EXAMPLE)
+    sys.modules.pop("my_callbacks", None)
+    yield
+    sys.modules.pop("my_callbacks", None)
+
+
+def test_a_user_file_equal_and_with_the_documented_difference(capsys, in_the_example):
     assert main(["verify", "my_callbacks.py:SweepSummary", "--epochs", "1"]) == 0
     out = capsys.readouterr().out
     assert _line(out, "multirun.contents") == "equal" and _line(out, "multirun.output") == "equal"  # summary.csv
