@@ -32,6 +32,7 @@ import pytest
 pytest.importorskip("hydra_callbacks")
 
 from callbridge.adapters.hydra import HydraMultirun, from_hydra_config
+from callbridge.adapters.hydra.conformance.snapshot import HYDRA_OWN, snapshot, without_hydra_own
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
@@ -42,7 +43,6 @@ CONF = APP / "conf"
 sys.path.insert(0, str(APP))
 
 import probes  # noqa: E402
-from snapshot import HYDRA_OWN, snapshot, without_hydra_own  # noqa: E402
 
 MODES = ("run", "multirun")
 

@@ -78,6 +78,14 @@ def adapt(objs: Sequence[Any], **options: Any) -> list[HydraAdapter]:
     return [HydraAdapter(objs, **options)]
 
 
+def _verify(make: Any, workdir: Any, label: str = "", epochs: int | None = None) -> Any:
+    """``callbridge verify`` for Hydra: the [`Report`][callbridge.adapters.conformance.Report] of a real
+    ``@hydra.main`` app against callbridge outside an app (`callbridge.adapters.hydra.conformance`)."""
+    from callbridge.adapters.hydra.conformance import verify
+
+    return verify(make, workdir, label=label, epochs=epochs)
+
+
 def __getattr__(name: str) -> Any:
     if name == "HydraRelay":  # imports hydra: loaded on first use only
         return importlib.import_module("callbridge.adapters.hydra.relay").HydraRelay
@@ -97,5 +105,6 @@ register(
         inspect_problems=None,
         extra="hydra",
         docs_page="hydra.md",
+        verify=_verify,
     )
 )

@@ -29,6 +29,7 @@ _TIMES = re.compile(
 
 
 _REDRAW = re.compile(r"\x1b\[[0-9;]*[A-Za-z]|\x08+")
+_PADDED = re.compile(r" {2,}<t>")  # tqdm pads a rate to a fixed width: the padding follows the rate's digits
 _BAR = re.compile(r"\|[#\d ]+\|")  # a text progress bar's body: its width follows the timing text's length
 
 
@@ -36,7 +37,10 @@ def normalize_output(text: str) -> str:
     """Printed text without what depends on the clock (durations, rates), terminal colours and backspaces,
     with ``\\r`` redraws as lines."""
     text = _REDRAW.sub("", text)
-    lines = [_BAR.sub("|<bar>|", _TIMES.sub("<t>", line)).rstrip() for line in text.replace("\r", "\n").split("\n")]
+    lines = [
+        _BAR.sub("|<bar>|", _PADDED.sub(" <t>", _TIMES.sub("<t>", line))).rstrip()
+        for line in text.replace("\r", "\n").split("\n")
+    ]
     return "\n".join(line for line in lines if line)
 
 
