@@ -37,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--init", default="{}", help="constructor keyword arguments as a JSON object")
     parser.add_argument("--config", help="a callbacks config file (YAML/JSON) instead of TARGET")
     parser.add_argument("--entry", default="0", help="with --config: the entry's index or name (default 0)")
-    parser.add_argument("--epochs", type=int, help="epochs of the scripted run (default 5)")
+    parser.add_argument("--epochs", type=int, help="epochs of the scripted run (default: the style's)")
     parser.add_argument("--keep", help="keep both runs' directories under this folder (default: a temporary one)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
@@ -134,4 +134,4 @@ def _cwd_importable() -> Iterator[None]:
 def _verifiable() -> str:
     from callbridge.adapters.registry import styles
 
-    return ", ".join(style.name for style in styles() if style.verify is not None) or "none"
+    return ", ".join(sorted(style.name for style in styles() if style.verify is not None)) or "none"
