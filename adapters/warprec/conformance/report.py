@@ -28,12 +28,13 @@ CHECKS: dict[str, str] = {
     "warprec_hooks": "WarpRec's own hooks, when the callback defines them",
 }
 
-#: Files left out of ``files``: Tune's copies of each checkpoint and its controller state at home, Lightning's
-#: checkpoint folder under callbridge (see docs/warprec.md).
+#: Files left out of ``files``: Tune's copies of each checkpoint and its controller state at home (experiment and
+#: search state, the callbacks' ``get_state``, ``tuner.pkl``), Lightning's checkpoint folder under callbridge
+#: (see docs/warprec.md).
 _TUNE_OWN = re.compile(
     rf"^{STORAGE}/{EXPERIMENT}/("
     r"[^/]+/checkpoint_\d+/.*|experiment_state-[^/]*\.json|basic-variant-state-[^/]*\.json|"
-    r"search_gen_state-[^/]*\.json|tuner\.pkl|\.[^/]*)$"
+    r"search_gen_state-[^/]*\.json|callback-states-[^/]*\.pkl|tuner\.pkl|\.[^/]*)$"
 )
 
 

@@ -28,7 +28,8 @@ CHECKPOINTS = "checkpoints"
 
 
 class Recorder:
-    """What one side's callback did: ``trace`` (one entry per hook call), ``trials`` (the trial objects seen),
+    """What one side's callback did: ``trace`` (one entry per hook call), ``trials`` (the trial objects seen, by
+    ``id``; ``trial_ids``: their ids),
     ``printed`` (its stdout), ``warprec`` (WarpRec hook calls) and ``warprec_files`` (files they wrote).
 
     Examples:
@@ -47,6 +48,7 @@ class Recorder:
         self.side = side
         self.trace: list[list[Any]] = []
         self.trials: list[int] = []
+        self.trial_ids: list[str] = []
         self.printed = io.StringIO()
         self.warprec: list[str] = []
         self.warprec_files: list[str] = []
@@ -86,6 +88,7 @@ class Recorder:
                 summary[name] = type(value).__name__  # Tune's event-loop counter; the global step here (documented)
             elif name == "trial":
                 self.trials.append(id(value))
+                self.trial_ids.append(str(getattr(value, "trial_id", "")))
                 summary[name] = summarize_trial(value, self.side)
             elif name == "trials":
                 summary[name] = [getattr(trial, "status", repr(trial)) for trial in value]
@@ -113,6 +116,10 @@ def _files(folder: Path) -> set[str]:
     return {path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file()}
 
 
+_LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric", "lightning")
+_RAY_LOGGERS = ("ray", "ray.tune", "ray.train")
+
+
 @contextlib.contextmanager
 def contained(side: Path, **env: str) -> Iterator[io.StringIO]:
     """Inside ``side`` with ``env`` set, other output captured (kept for errors), warnings recorded, Lightning's
@@ -120,13 +127,13 @@ def contained(side: Path, **env: str) -> Iterator[io.StringIO]:
     side.mkdir(parents=True, exist_ok=True)
     previous, saved = Path.cwd(), {name: os.environ.get(name) for name in env}
     noise = io.StringIO()
-    quiet = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric", "lightning")]
+    quiet = [logging.getLogger(name) for name in (*_LIGHTNING_LOGGERS, *_RAY_LOGGERS)]
     levels = [logger.level for logger in quiet]
     os.chdir(side)
     os.environ.update(env)
     try:
         for logger in quiet:
-            logger.setLevel(logging.WARNING)
+            logger.setLevel(logging.ERROR if logger.name in _RAY_LOGGERS else logging.WARNING)
         redirect_out, redirect_err = contextlib.redirect_stdout(noise), contextlib.redirect_stderr(noise)
         with warnings.catch_warnings(record=True), redirect_out, redirect_err:
             yield noise
