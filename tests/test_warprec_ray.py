@@ -17,6 +17,7 @@ import json
 import os
 import pickle
 import re
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -415,3 +416,71 @@ def test_hooks_see_the_same_order_arguments_statuses_and_objects(runs):
     (checkpoint, *_) = [seen["checkpoint"] for name, seen in bridge.trace if name == "on_checkpoint"]
     assert checkpoint == {"type": "ray.tune.Checkpoint", "ray.train.Checkpoint": True, "on_disk": True}
     assert len(set(home.trials)) == len(set(bridge.trials)) == 1  # one trial object, shared by every callback
+
+
+# -- callbridge verify: the same comparison as a user command (one Tuner trial against one plain fit) -----------
+EXAMPLE = Path(__file__).parents[1] / "examples" / "ray_verify"
+
+
+def _check_line(out: str, name: str, result: str) -> bool:
+    return re.search(rf"^  {name} +{result} ", out, re.MULTILINE) is not None
+
+
+def test_verify_rays_logger_callbacks_are_equal(local_ray, tmp_path, capsys):
+    from callbridge.adapters.cli import main
+
+    assert main(["verify", "ray.tune.logger:JsonLoggerCallback", "--keep", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "callbridge verify: ray.tune.logger:JsonLoggerCallback()" in out
+    for check in ("hooks", "arguments", "results", "trials", "files", "output", "error"):
+        assert _check_line(out, check, "equal"), check
+    assert "result: equal (0 of 7 checks differ)" in out
+    # what "files" compared: each side's result.json, one row per epoch (Tune's default loggers were off at home)
+    for side in ("home", "callbridge"):
+        (result,) = (tmp_path / side).rglob("result.json")
+        assert len(_rows(result)) == 2 and not list((tmp_path / side).rglob("progress.csv")), side
+    assert "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS" not in os.environ  # set for the home run only
+
+    assert main(["verify", "ray.tune.logger:CSVLoggerCallback", "--epochs", "3", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["equal"] is True and report["home"] == "ray.tune.Tuner (one trial)"
+    checks = {check["name"]: check for check in report["checks"]}
+    assert all(checks[name]["equal"] and not checks[name]["note"] for name in ("results", "files", "trials"))
+    assert checks["warprec_hooks"]["note"] == "the callback defines no WarpRec hooks"
+
+
+def test_verify_user_callbacks_shows_the_checkpoint_folder_difference(local_ray, tmp_path, capsys, monkeypatch):
+    from callbridge.adapters.cli import main
+
+    monkeypatch.chdir(EXAMPLE)
+    args = ["verify", "my_callbacks.py:BestSoFar", "--init", '{"metric": "val_loss"}', "--keep", str(tmp_path)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert _check_line(out, "output", "equal") and _check_line(out, "files", "equal")
+    for side in ("home", "callbridge"):  # the file it wrote, in each side's trial folder
+        (best,) = (tmp_path / side).rglob("best.json")
+        assert json.loads(best.read_text()) == {"val_loss": 0.75, "iterations": 2}, side
+
+    assert main(["verify", "my_callbacks:PrintsCheckpointFolder"]) == 1
+    out = capsys.readouterr().out
+    assert _check_line(out, "output", "DIFFERENT") and "result: DIFFERENT (1 of 7 checks differ)" in out
+    # Tune's copy of the checkpoint | Lightning's checkpoint folder, side by side
+    assert '"checkpoint in checkpoint_000000"' in out and '"checkpoint in checkpoints"' in out
+    assert str(EXAMPLE) not in sys.path and not list(EXAMPLE.glob("ray"))  # nothing left behind
+
+
+def test_verify_a_warprec_callback_reports_its_warprec_hooks_as_not_compared(local_ray, tmp_path, capsys):
+    from callbridge.adapters.cli import main
+
+    args = ["verify", "warprec_callbacks:ComputeMetricOverIterations", "--init", '{"save_path": "plot.png"}']
+    assert main([*args, "--keep", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert _check_line(out, "hooks", "equal") and _check_line(out, "trials", "equal")
+    assert re.search(
+        r"^  warprec_hooks -  +not compared: WarpRec cannot be run here .*defines on_training_complete; "
+        r"under callbridge they ran: on_training_complete x1; files they wrote \(left out of files\): plot.png$",
+        out,
+        re.MULTILINE,
+    )
+    assert (tmp_path / "callbridge" / "plot.png").stat().st_size > 1000
+    assert not (tmp_path / "home" / "plot.png").exists()
