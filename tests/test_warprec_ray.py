@@ -477,7 +477,8 @@ def test_verify_a_warprec_callback_reports_its_warprec_hooks_as_not_compared(loc
     out = capsys.readouterr().out
     assert _check_line(out, "hooks", "equal") and _check_line(out, "trials", "equal")
     assert re.search(
-        r"^  warprec_hooks -  +not compared: WarpRec cannot be run here .*defines on_training_complete; "
+        r"^  warprec_hooks -  +not compared: no home run: the verifier runs no WarpRec pipeline .*"
+        r"defines on_training_complete; "
         r"under callbridge they ran: on_training_complete x1; files they wrote \(left out of files\): plot.png$",
         out,
         re.MULTILINE,

@@ -109,7 +109,8 @@ def _warprec_check(bridge: Recorder) -> Check:
     files = f"; files they wrote (left out of files): {', '.join(bridge.warprec_files)}" if bridge.warprec_files else ""
     return not_compared(
         "warprec_hooks",
-        f"WarpRec cannot be run here (no home for its pipeline hooks); defines {', '.join(defined)}; "
+        f"no home run: the verifier runs no WarpRec pipeline (WarpRec needs Python 3.12 and CUDA torch); defines "
+        f"{', '.join(defined)}; "
         f"under callbridge they ran: {ran}{files}",
     )
 
