@@ -149,7 +149,12 @@ def contained(side: Path, **env: str) -> Iterator[io.StringIO]:
 
 
 def _error(error: BaseException) -> str:
-    return f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
+    """``"Type: first line"``; for an error Tune wraps with the original's traceback (``TuneError``, a trial's
+    ``RayTaskError``), the original's last line (``"RuntimeError: boom"``)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if "Traceback (most recent call last):" in lines:
+        return lines[-1]
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"
 
 
 def run_home(make: Factory, side: Path, epochs: int) -> tuple[Recorder, str | None]:
