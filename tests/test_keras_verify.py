@@ -61,7 +61,7 @@ def test_verify_a_config_entry(tmp_path, capsys):
         (["verify", "keras.callbacks:EarlyStopping", "--init", "{patience: 2}"], "--init is not valid JSON"),
         (["verify", "keras.callbacks:EarlyStopping", "--init", '{"patiense": 2}'], "unexpected keyword argument"),
         (["verify", "no_such_module:Thing"], "cannot be imported"),
-        (["verify", "callbridge.callbacks:EarlyStoppingCallback"], "verify supports: keras"),
+        (["verify", "callbridge.callbacks:EarlyStoppingCallback"], "is a callbridge-style callback; verify supports: "),
     ],
 )
 def test_verify_usage_errors_exit_2(args, message, capsys):

@@ -391,7 +391,8 @@ def test_wandb_offline_runs_have_the_same_directory_id_and_files(runs):
     assert bridge.name.endswith(f"-{trial_id}")
     for _, home_files in home_runs:
         normalise = {re.sub(r"[0-9a-f]{5}_00000", "ID", name) for name in home_files}
-        assert normalise == {re.sub(r"[0-9a-f]{5}_00000", "ID", name) for name in bridge_files}
+        # what home wrote before its actor ended (all of it, or only the first files): the bridge wrote it too
+        assert normalise <= {re.sub(r"[0-9a-f]{5}_00000", "ID", name) for name in bridge_files}
 
 
 def test_hooks_see_the_same_order_arguments_statuses_and_objects(runs):
