@@ -454,7 +454,7 @@ def test_verify_user_callbacks_shows_the_checkpoint_folder_difference(local_ray,
     from callbridge.adapters.cli import main
 
     monkeypatch.chdir(EXAMPLE)
-    args = ["verify", "my_callbacks.py:BestSoFar", "--init", '{"metric": "val_loss"}', "--keep", str(tmp_path)]
+    args = ["verify", "tune_callbacks.py:BestSoFar", "--init", '{"metric": "val_loss"}', "--keep", str(tmp_path)]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert _check_line(out, "output", "equal") and _check_line(out, "files", "equal")
@@ -462,7 +462,7 @@ def test_verify_user_callbacks_shows_the_checkpoint_folder_difference(local_ray,
         (best,) = (tmp_path / side).rglob("best.json")
         assert json.loads(best.read_text()) == {"val_loss": 0.75, "iterations": 2}, side
 
-    assert main(["verify", "my_callbacks:PrintsCheckpointFolder"]) == 1
+    assert main(["verify", "tune_callbacks:PrintsCheckpointFolder"]) == 1
     out = capsys.readouterr().out
     assert _check_line(out, "output", "DIFFERENT") and "result: DIFFERENT (1 of 7 checks differ)" in out
     # Tune's copy of the checkpoint | Lightning's checkpoint folder, side by side

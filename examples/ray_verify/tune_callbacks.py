@@ -3,9 +3,9 @@
 
 Run from this folder:
 
-    callbridge verify my_callbacks.py:BestSoFar --init '{"metric": "val_loss"}'   # exit 0: behaves as in Tune
-    callbridge verify my_callbacks.py:PrintsCheckpointFolder                       # exit 1: prints a difference
-    callbridge verify my_callbacks.py:BestSoFar --json                             # the same report, as JSON
+    callbridge verify tune_callbacks.py:BestSoFar --init '{"metric": "val_loss"}'   # exit 0: behaves as in Tune
+    callbridge verify tune_callbacks.py:PrintsCheckpointFolder                       # exit 1: prints a difference
+    callbridge verify tune_callbacks.py:BestSoFar --json                             # the same report, as JSON
 
 Each command trains a tiny scripted Lightning module twice, once as the trainable of a one-trial Tuner (with Ray's
 own ``TuneReportCheckpointCallback``) and once as a plain ``trainer.fit`` through callbridge, and diffs the hooks,
