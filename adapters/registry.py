@@ -46,6 +46,8 @@ BUILTIN_STYLE_PACKAGES: tuple[str, ...] = (
     "callbridge.adapters.hf",
 )
 
+_BUILTIN_ORDER = {package.rsplit(".", 1)[1]: index for index, package in enumerate(BUILTIN_STYLE_PACKAGES)}
+
 #: Styles that need no adapter: unified callbacks and native Lightning callbacks.
 NATIVE_STYLES: tuple[str, ...] = ("callbridge", "lightning")
 
@@ -151,9 +153,10 @@ def _load_builtin_styles() -> None:
 
 
 def styles() -> list[Style]:
-    """Every registered foreign style, in detection order."""
+    """Every registered foreign style, in detection order: the built-in styles in the order of
+    `BUILTIN_STYLE_PACKAGES` (whichever was imported first), then the others in registration order."""
     _load_builtin_styles()
-    return list(_REGISTRY.values())
+    return sorted(_REGISTRY.values(), key=lambda style: _BUILTIN_ORDER.get(style.name, len(_BUILTIN_ORDER)))
 
 
 def get_style(name: str) -> Style:

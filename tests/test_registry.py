@@ -84,3 +84,18 @@ def test_each_styles_docs_table_is_its_registry_hook_map(style) -> None:
         f"docs/{style.docs_page} is out of date with the {style.name!r} style's hook_map: "
         "run `python -m callbridge.adapters.registry docs`"
     )
+
+
+def test_detection_order_is_the_builtin_order_whatever_was_imported_first() -> None:
+    import subprocess
+    import sys
+
+    # a fresh process that imports the HF style package before anything else
+    code = (
+        "import callbridge.adapters.hf\n"
+        "from callbridge.adapters.registry import styles\n"
+        "print(','.join(s.name for s in styles()))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.split()[-1] == "keras,hydra,warprec,hf"
+    assert [style.name for style in styles()][:4] == ["keras", "hydra", "warprec", "hf"]

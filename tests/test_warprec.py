@@ -291,6 +291,25 @@ def test_state_round_trips_through_the_checkpoint(tmp_path):
     assert results[0]["time_total_s"] > results[0]["time_since_restore"]
 
 
+def test_a_callback_raising_in_a_ray_hook_ends_the_experiment_as_tune_does(tmp_path):
+    """At home (found by ``callbridge verify``) a callback's exception stops the trial (TERMINATED) and ends the
+    experiment: no ``on_trial_error``, no ``error.txt``; the exception reaches the caller."""
+
+    class Raises(Recorder):
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            super().on_trial_result(iteration, trials, trial, result, **info)
+            raise RuntimeError("a callback bug")
+
+    recorder = Raises()
+    trainer = make_trainer(to_lightning([recorder]), default_root_dir=tmp_path)
+    with pytest.raises(RuntimeError, match="a callback bug"):
+        trainer.fit(ToyRegression())
+    assert recorder.names()[-2:] == ["on_trial_result", "on_experiment_end"]
+    assert dict(recorder.calls)["on_experiment_end"]["status"] == "TERMINATED"
+    trial = dict(recorder.calls)["on_trial_start"]["trial"]
+    assert not Path(trial.local_path, "error.txt").exists()
+
+
 def test_failing_fit_fires_trial_error_and_no_training_complete(tmp_path):
     recorder = Recorder()
     trainer = make_trainer(to_lightning([recorder]), default_root_dir=tmp_path)

@@ -17,6 +17,7 @@ import json
 import os
 import pickle
 import re
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -29,13 +30,17 @@ pytest.importorskip("tensorboardX")
 
 import lightning as L  # noqa: E402
 from callbridge.adapters import to_lightning, tune_sweep  # noqa: E402
+from callbridge.adapters.conformance import close  # noqa: E402
+from callbridge.adapters.warprec.conformance.normalize import volatile  # noqa: E402
+from callbridge.adapters.warprec.conformance.runner import Recorder  # noqa: E402
 from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402
 from ray import tune  # noqa: E402
 from ray.air.integrations.mlflow import MLflowLoggerCallback  # noqa: E402
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCallback  # noqa: E402
 from recsys_toy import Interactions, MatrixFactorization  # noqa: E402
 from toy import make_trainer  # noqa: E402
-from warprec_callbacks import ComputeMetricOverIterations, FilterLowRatings, Recorder  # noqa: E402
+from warprec_callbacks import ComputeMetricOverIterations, FilterLowRatings  # noqa: E402
+from warprec_callbacks import Recorder as HookLog  # noqa: E402
 
 RAY_HOOKS = {
     "setup",
@@ -79,7 +84,7 @@ def _hook_log(path: Path) -> dict[str, Counter]:
 @pytest.fixture(scope="module")
 def sweep(local_ray, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("sweep")
-    recorder = Recorder(log_path=str(tmp / "hooks.jsonl"))
+    recorder = HookLog(log_path=str(tmp / "hooks.jsonl"))
     guide = ComputeMetricOverIterations(save_path=str(tmp / "plot.png"), metric="val_rmse")
     run_config = tune.RunConfig(storage_path=str(tmp / "ray"), name="sweep", verbose=0)
     results = tune_sweep(
@@ -133,7 +138,7 @@ def test_guide_callback_runs_unchanged_in_the_sweep(sweep):
 
 def test_plain_tuner_with_to_lightning_in_the_trainable(local_ray, tmp_path):
     """A hand-written trainable: ``to_lightning([cb])`` inside a trial leaves Ray's hooks to the driver."""
-    recorder = Recorder(log_path=str(tmp_path / "hooks.jsonl"))
+    recorder = HookLog(log_path=str(tmp_path / "hooks.jsonl"))
 
     def trainable(config):
         trainer = make_trainer(to_lightning([recorder]), max_epochs=1, num_sanity_val_steps=0)
@@ -180,57 +185,15 @@ except ImportError:  # pragma: no cover - wandb not installed
 
 HPARAMS = {"n_users": 20, "n_items": 15, "dim": 4, "lr": 0.05}
 EPOCHS = 2
-#: Values that depend on the process, the clock or where the checkpoint lives (see docs/warprec.md).
-VOLATILE = {"timestamp", "date", "time_this_iter_s", "time_total_s", "time_since_restore", "pid", "trial_id"}
-VOLATILE |= {"checkpoint_dir_name"}
 
 
 class Probe(tune.Callback):
-    """Records what each Ray Tune hook receives and the trial's state at that moment."""
+    """Defines Ray Tune's trial hooks, doing nothing: the verifier's ``Recorder`` records what each receives
+    (arguments, the trial's state, the result, the checkpoint) and which trial objects it saw."""
 
-    def __init__(self) -> None:
-        self.events: list[tuple[str, dict]] = []
-        self.trials: set[int] = set()
 
-    def _trial(self, trial) -> dict:
-        self.trials.add(id(trial))
-        return {"status": trial.status, "type": type(trial).__qualname__}
-
-    def setup(self, **info):
-        self.events.append(("setup", dict(info)))
-
-    def on_trial_start(self, iteration, trials, trial, **info):
-        self.events.append(("on_trial_start", {**self._trial(trial), "name": str(trial), "id": trial.trial_id}))
-        self.trial = trial
-
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        previous = trial.last_result.get("training_iteration")
-        self.events.append(("on_trial_result", {**self._trial(trial), "keys": list(result), "previous": previous}))
-
-    def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
-        with checkpoint.as_directory() as folder:
-            on_disk = any(Path(folder).iterdir())
-        kind = [
-            type(checkpoint).__module__,
-            type(checkpoint).__qualname__,
-            isinstance(checkpoint, ray.train.Checkpoint),
-        ]
-        self.events.append(("on_checkpoint", {**self._trial(trial), "kind": kind, "on_disk": on_disk}))
-
-    def on_trial_save(self, iteration, trials, trial, **info):
-        latest = trial.last_result["training_iteration"]
-        self.events.append(
-            ("on_trial_save", {**self._trial(trial), "last": latest, "has": trial.checkpoint is not None})
-        )
-
-    def on_trial_complete(self, iteration, trials, trial, **info):
-        self.events.append(("on_trial_complete", {**self._trial(trial), "done": trial.last_result.get("done")}))
-
-    def on_trial_error(self, iteration, trials, trial, **info):
-        self.events.append(("on_trial_error", self._trial(trial)))
-
-    def on_experiment_end(self, trials, **info):
-        self.events.append(("on_experiment_end", {"statuses": [t.status for t in trials]}))
+for _hook in RAY_HOOKS:
+    setattr(Probe, _hook, lambda self, **info: None)
 
 
 def _loggers(tmp: Path, side: str) -> list:
@@ -277,6 +240,7 @@ fit_at_home.__name__ = "MatrixFactorization"  # Tune names trials after the trai
 def runs(local_ray, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("conformance")
     home_probe, bridge_probe = Probe(), Probe()
+    recorders = Recorder(tmp / "home"), Recorder(tmp / "bridge")
     tuner = tune.Tuner(
         fit_at_home,
         param_space=dict(HPARAMS),
@@ -284,16 +248,18 @@ def runs(local_ray, tmp_path_factory):
             storage_path=str(tmp / "home"), name="exp", verbose=0, callbacks=[*_loggers(tmp, "home"), home_probe]
         ),
     )
+    recorders[0].instrument(home_probe)  # after the Tuner pickled its state (tuner.pkl) with the probe
     assert not tuner.fit().errors
 
     L.seed_everything(0, verbose=False)
+    recorders[1].instrument(bridge_probe)
     checkpoints = ModelCheckpoint(dirpath=tmp / "checkpoints", save_top_k=-1)
     run_config = tune.RunConfig(storage_path=str(tmp / "bridge"), name="exp")
     callbacks = to_lightning([*_loggers(tmp, "bridge"), bridge_probe], run_config=run_config)
     _trainer([*callbacks, checkpoints]).fit(MatrixFactorization(**HPARAMS), datamodule=Interactions())
     (home,) = (tmp / "home" / "exp").glob("MatrixFactorization_*")
     (bridge,) = (tmp / "bridge" / "exp").glob("MatrixFactorization_*")
-    return {"tmp": tmp, "home": home, "bridge": bridge, "probes": (home_probe, bridge_probe)}
+    return {"tmp": tmp, "home": home, "bridge": bridge, "probes": recorders}
 
 
 def _rows(path: Path) -> list[dict]:
@@ -303,7 +269,7 @@ def _rows(path: Path) -> list[dict]:
 def _same_values(home: dict, bridge: dict) -> None:
     assert list(home) == list(bridge)
     for key, value in home.items():
-        if key in VOLATILE:
+        if volatile(key):
             continue
         if isinstance(value, float):
             assert bridge[key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
@@ -351,7 +317,7 @@ def test_progress_csv_has_the_same_columns_and_rows(runs):
     home, bridge = table(runs["home"]), table(runs["bridge"])
     assert list(home[0]) == list(bridge[0]) and len(home) == len(bridge) == EPOCHS
     for home_row, bridge_row in zip(home, bridge, strict=True):
-        for key in home_row.keys() - VOLATILE:
+        for key in (key for key in home_row if not volatile(key)):
             try:
                 assert float(bridge_row[key]) == pytest.approx(float(home_row[key]), rel=1e-4), key
             except ValueError:
@@ -419,31 +385,104 @@ def test_wandb_offline_runs_have_the_same_directory_id_and_files(runs):
     home_runs = offline_runs(runs["home"])  # at home Ray's actor is sometimes ended before it writes (sandbox timing)
     assert len(home_runs) <= 1
     for (side, run), probe in zip((("home", r) for r, _ in home_runs), runs["probes"][:1], strict=False):
-        (trial_id,) = [seen["id"] for name, seen in probe.events if name == "on_trial_start"]
+        (trial_id,) = set(probe.trial_ids)
         assert run.name.endswith(f"-{trial_id}"), side  # W&B's run id is the trial id
-    (trial_id,) = [seen["id"] for name, seen in runs["probes"][1].events if name == "on_trial_start"]
+    (trial_id,) = set(runs["probes"][1].trial_ids)
     assert bridge.name.endswith(f"-{trial_id}")
     for _, home_files in home_runs:
         normalise = {re.sub(r"[0-9a-f]{5}_00000", "ID", name) for name in home_files}
-        assert normalise == {re.sub(r"[0-9a-f]{5}_00000", "ID", name) for name in bridge_files}
+        # what home wrote before its actor ended (all of it, or only the first files): the bridge wrote it too
+        assert normalise <= {re.sub(r"[0-9a-f]{5}_00000", "ID", name) for name in bridge_files}
 
 
 def test_hooks_see_the_same_order_arguments_statuses_and_objects(runs):
     home, bridge = runs["probes"]
-    assert [name for name, _ in home.events] == [name for name, _ in bridge.events]
-    assert [name for name, _ in bridge.events] == [
+    assert [name for name, _ in home.trace] == [name for name, _ in bridge.trace]
+    assert [name for name, _ in bridge.trace] == [
         "setup",
         "on_trial_start",
         *["on_trial_result", "on_checkpoint", "on_trial_save"] * EPOCHS,
         "on_trial_complete",
         "on_experiment_end",
     ]
-    for (name, seen_home), (_, seen_bridge) in zip(home.events, bridge.events, strict=True):
-        seen_home, seen_bridge = dict(seen_home), dict(seen_bridge)
-        if name == "on_trial_start":
-            assert re.sub(r"[0-9a-f]{5}_", "X_", seen_bridge.pop("name")) == re.sub(
-                r"[0-9a-f]{5}_", "X_", seen_home.pop("name")
-            )
-            assert re.fullmatch(r"[0-9a-f]{5}_00000", seen_bridge.pop("id")) and seen_home.pop("id")
-        assert seen_bridge == seen_home, name
-    assert len(home.trials) == len(bridge.trials) == 1  # one trial object, shared by every callback of the run
+    for (name, seen_home), (_, seen_bridge) in zip(home.trace, bridge.trace, strict=True):
+        # the trial's status, name and id (random part masked), last result, checkpoint; setup's arguments; the
+        # result's keys and values (clock and process masked); the checkpoint's type and that it is on disk
+        assert close(seen_bridge, seen_home, rel=1e-4), name
+        assert "iteration" not in seen_home or seen_home["iteration"] == "int"  # Tune's loop counter (documented)
+    statuses = [seen["trial"]["status"] for _, seen in bridge.trace if "trial" in seen]
+    assert statuses == ["PENDING", *["RUNNING"] * (3 * EPOCHS + 1)]
+    (start,) = [seen["trial"] for name, seen in bridge.trace if name == "on_trial_start"]
+    assert re.fullmatch(r"MatrixFactorization_<id>_00000", start["name"]) and start["id"] == "<id>_00000"
+    (checkpoint, *_) = [seen["checkpoint"] for name, seen in bridge.trace if name == "on_checkpoint"]
+    assert checkpoint == {"type": "ray.tune.Checkpoint", "ray.train.Checkpoint": True, "on_disk": True}
+    assert len(set(home.trials)) == len(set(bridge.trials)) == 1  # one trial object, shared by every callback
+
+
+# -- callbridge verify: the same comparison as a user command (one Tuner trial against one plain fit) -----------
+EXAMPLE = Path(__file__).parents[1] / "examples" / "ray_verify"
+
+
+def _check_line(out: str, name: str, result: str) -> bool:
+    return re.search(rf"^  {name} +{result} ", out, re.MULTILINE) is not None
+
+
+def test_verify_rays_logger_callbacks_are_equal(local_ray, tmp_path, capsys):
+    from callbridge.adapters.cli import main
+
+    assert main(["verify", "ray.tune.logger:JsonLoggerCallback", "--keep", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "callbridge verify: ray.tune.logger:JsonLoggerCallback()" in out
+    for check in ("hooks", "arguments", "results", "trials", "files", "output", "error"):
+        assert _check_line(out, check, "equal"), check
+    assert "result: equal (0 of 7 checks differ)" in out
+    # what "files" compared: each side's result.json, one row per epoch (Tune's default loggers were off at home)
+    for side in ("home", "callbridge"):
+        (result,) = (tmp_path / side).rglob("result.json")
+        assert len(_rows(result)) == 2 and not list((tmp_path / side).rglob("progress.csv")), side
+    assert "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS" not in os.environ  # set for the home run only
+
+    assert main(["verify", "ray.tune.logger:CSVLoggerCallback", "--epochs", "3", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["equal"] is True and report["home"] == "ray.tune.Tuner (one trial)"
+    checks = {check["name"]: check for check in report["checks"]}
+    assert all(checks[name]["equal"] and not checks[name]["note"] for name in ("results", "files", "trials"))
+    assert checks["warprec_hooks"]["note"] == "the callback defines no WarpRec hooks"
+
+
+def test_verify_user_callbacks_shows_the_checkpoint_folder_difference(local_ray, tmp_path, capsys, monkeypatch):
+    from callbridge.adapters.cli import main
+
+    monkeypatch.chdir(EXAMPLE)
+    args = ["verify", "tune_callbacks.py:BestSoFar", "--init", '{"metric": "val_loss"}', "--keep", str(tmp_path)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert _check_line(out, "output", "equal") and _check_line(out, "files", "equal")
+    for side in ("home", "callbridge"):  # the file it wrote, in each side's trial folder
+        (best,) = (tmp_path / side).rglob("best.json")
+        assert json.loads(best.read_text()) == {"val_loss": 0.75, "iterations": 2}, side
+
+    assert main(["verify", "tune_callbacks:PrintsCheckpointFolder"]) == 1
+    out = capsys.readouterr().out
+    assert _check_line(out, "output", "DIFFERENT") and "result: DIFFERENT (1 of 7 checks differ)" in out
+    # Tune's copy of the checkpoint | Lightning's checkpoint folder, side by side
+    assert '"checkpoint in checkpoint_000000"' in out and '"checkpoint in checkpoints"' in out
+    assert str(EXAMPLE) not in sys.path and not list(EXAMPLE.glob("ray"))  # nothing left behind
+
+
+def test_verify_a_warprec_callback_reports_its_warprec_hooks_as_not_compared(local_ray, tmp_path, capsys):
+    from callbridge.adapters.cli import main
+
+    args = ["verify", "warprec_callbacks:ComputeMetricOverIterations", "--init", '{"save_path": "plot.png"}']
+    assert main([*args, "--keep", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert _check_line(out, "hooks", "equal") and _check_line(out, "trials", "equal")
+    assert re.search(
+        r"^  warprec_hooks -  +not compared: no home run: the verifier runs no WarpRec pipeline .*"
+        r"defines on_training_complete; "
+        r"under callbridge they ran: on_training_complete x1; files they wrote \(left out of files\): plot.png$",
+        out,
+        re.MULTILINE,
+    )
+    assert (tmp_path / "callbridge" / "plot.png").stat().st_size > 1000
+    assert not (tmp_path / "home" / "plot.png").exists()

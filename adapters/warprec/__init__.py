@@ -16,6 +16,7 @@ The package, by job:
 * `run` / `storage`: the Ray Tune side of a run ([`TuneRun`][TuneRun]: a real trial per fit);
 * `data`: [`announce_data`][announce_data], the one line a ``LightningDataModule`` calls on the raw data it read;
 * `config`: [`load_callback`][load_callback], WarpRec's config entry ``{callback_path, callback_name, args, kwargs}``;
+* `conformance`: the differential harness behind ``callbridge verify`` (a one-trial Tuner against callbridge);
 * `sweep`: [`tune_sweep`][tune_sweep] / [`lightning_trainable`][lightning_trainable], the same callbacks in a real Ray
   Tune sweep.
 
@@ -23,6 +24,8 @@ Importing the package registers the style; it imports neither WarpRec nor Ray.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from callbridge.adapters.registry import Style, register
 from callbridge.adapters.warprec.adapter import WarpRecAdapter, adapt
@@ -65,6 +68,16 @@ __all__ = [
     "tune_sweep",
 ]
 
+
+def _verify(make: Any, workdir: Any, label: str = "", epochs: int | None = None) -> Any:
+    """``callbridge verify`` for Ray Tune / WarpRec callbacks: the
+    [`Report`][callbridge.adapters.conformance.Report] of a one-trial ``ray.tune.Tuner`` against callbridge
+    (see `callbridge.adapters.warprec.conformance`)."""
+    from callbridge.adapters.warprec.conformance import verify
+
+    return verify(make, workdir, label=label, epochs=epochs)
+
+
 register(
     Style(
         name=STYLE,
@@ -81,5 +94,6 @@ register(
         base_classes=("Callback", "WarpRecCallback"),
         extra="ray",
         docs_page="warprec.md",
+        verify=_verify,
     )
 )

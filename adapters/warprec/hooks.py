@@ -26,9 +26,9 @@ HOOK_MAP: dict[str, str] = {
     "on_checkpoint": "on_save_checkpoint (delivered once the checkpoint file is written)",
     "on_trial_save": "on_save_checkpoint (after on_checkpoint)",
     "on_trial_complete": "on_train_end (trial status RUNNING)",
-    "on_trial_error": "on_exception (trial status ERROR)",
+    "on_trial_error": "on_exception (trial status ERROR); not when a callback's own Ray Tune hook raised",
     "on_trial_recover": "- none: Lightning does not retry a failed run",
-    "on_experiment_end": "on_fit_end, or on_exception after on_trial_error",
+    "on_experiment_end": "on_fit_end, or on_exception (after on_trial_error, if that fires)",
     "get_state": "state saved in the Lightning checkpoint",
     "set_state": "state restored from the Lightning checkpoint",
 }

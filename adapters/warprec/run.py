@@ -90,6 +90,9 @@ class TuneRun:
         self._resumed = False
         self._pending: _Report | None = None
         self.experiment_open = False
+        self.callback_failed = (
+            False  # a callback's Ray Tune hook raised: Tune ends the experiment, the trial is not failed
+        )
         self._node_ip: str | None = None
         self._reset_counters()
 
@@ -109,7 +112,11 @@ class TuneRun:
         """``hook(**kwargs)`` on every callback that defines it, in registration order."""
         for callback, defined in self.members:
             if hook in defined:
-                getattr(callback, hook)(**kwargs)
+                try:
+                    getattr(callback, hook)(**kwargs)
+                except BaseException:
+                    self.callback_failed = self.callback_failed or hook in RAY_HOOKS
+                    raise
 
     def _fire_trial(self, hook: str, ctx: CallbackContext, **kwargs: Any) -> None:
         self.fire(hook, iteration=ctx.step, trials=[self.trial], trial=self.trial, **kwargs)
@@ -145,6 +152,7 @@ class TuneRun:
         self._saved = None
         self._pending = None
         self.experiment_open = True
+        self.callback_failed = False
         self.fire("setup", **SETUP_KWARGS)
 
     def start(self, ctx: CallbackContext) -> None:
@@ -263,13 +271,17 @@ class TuneRun:
 
     def fail(self, ctx: CallbackContext, error: BaseException) -> None:
         """The fit raised: Tune records the error in the trial directory, sets ERROR, fires
-        ``on_trial_error`` and, the experiment being over, ``on_experiment_end``."""
+        ``on_trial_error`` and, the experiment being over, ``on_experiment_end``. When a callback's Ray Tune hook
+        raised, the trial did not fail: as Tune, it is stopped (TERMINATED) and only ``on_experiment_end`` fires."""
         try:
             self.deliver(ctx)
         finally:
-            self.trial.handle_error(error)
-            self.trial.set_status("ERROR")
-            self._fire_trial("on_trial_error", ctx)
+            if self.callback_failed:
+                self.trial.set_status("TERMINATED")
+            else:
+                self.trial.handle_error(error)
+                self.trial.set_status("ERROR")
+                self._fire_trial("on_trial_error", ctx)
             self.end_experiment()
 
     # -- state ----------------------------------------------------------------------------------
