@@ -131,6 +131,27 @@ class Report:
         return "\n".join(lines)
 
 
+#: The Lightning Trainer settings of every scripted run: one CPU process, nothing printed or written but what the
+#: callbacks under test print and write.
+SCRIPTED_TRAINER: dict[str, Any] = {
+    "accelerator": "cpu",
+    "devices": 1,
+    "logger": False,
+    "enable_checkpointing": False,
+    "enable_progress_bar": False,
+    "enable_model_summary": False,
+    "num_sanity_val_steps": 0,
+}
+
+
+def scripted_trainer(callbacks: Sequence[Any], **options: Any) -> Any:
+    """A ``lightning.Trainer`` with `SCRIPTED_TRAINER`'s settings, ``options`` overriding them: the callbridge
+    side of a style's harness."""
+    import lightning as L
+
+    return L.Trainer(callbacks=list(callbacks), **{**SCRIPTED_TRAINER, **options})
+
+
 def _wrapped(value: Any, width: int) -> list[str]:
     text = value if isinstance(value, str) else json.dumps(value, default=repr, ensure_ascii=False)
     return [text[i : i + width] for i in range(0, max(len(text), 1), width)][:6]

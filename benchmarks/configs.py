@@ -21,6 +21,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from callbridge.adapters.conformance import SCRIPTED_TRAINER
 from lightning.pytorch.callbacks import Callback as PLCallback
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -30,16 +31,7 @@ FEATURES = 8
 VAL_BATCHES = 4
 
 #: Trainer options shared by every configuration; a configuration overrides only what it is about.
-COMMON_TRAINER: dict[str, Any] = {
-    "accelerator": "cpu",
-    "devices": 1,
-    "logger": False,
-    "enable_checkpointing": False,
-    "enable_progress_bar": False,
-    "enable_model_summary": False,
-    "num_sanity_val_steps": 0,
-    "log_every_n_steps": 1,
-}
+COMMON_TRAINER: dict[str, Any] = {**SCRIPTED_TRAINER, "log_every_n_steps": 1}
 
 
 # -- the model -----------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ pytest.importorskip("tensorboardX")
 
 import lightning as L  # noqa: E402
 from callbridge.adapters import to_lightning, tune_sweep  # noqa: E402
-from callbridge.adapters.conformance import close  # noqa: E402
+from callbridge.adapters.conformance import close, scripted_trainer  # noqa: E402
 from callbridge.adapters.warprec.conformance.normalize import volatile  # noqa: E402
 from callbridge.adapters.warprec.conformance.runner import Recorder  # noqa: E402
 from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402
@@ -212,17 +212,8 @@ def _loggers(tmp: Path, side: str) -> list:
 
 
 def _trainer(callbacks: list) -> L.Trainer:
-    return L.Trainer(
-        callbacks=callbacks,
-        max_epochs=EPOCHS,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        enable_checkpointing=any(isinstance(cb, ModelCheckpoint) for cb in callbacks),
-    )
+    checkpointing = any(isinstance(cb, ModelCheckpoint) for cb in callbacks)
+    return scripted_trainer(callbacks, max_epochs=EPOCHS, enable_checkpointing=checkpointing)
 
 
 def fit_at_home(config: dict) -> None:

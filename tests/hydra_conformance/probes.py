@@ -56,21 +56,11 @@ def release_logs(installed: list[tuple[logging.Logger, logging.Handler, int]]) -
 def train(lr: float, output_dir: str, callbacks: list[Any], *, test: bool) -> dict[str, float]:
     """The task: fit (then test) a tiny regression; returns the fit's final metrics; writes results.json."""
     import lightning as L
+    from callbridge.adapters.conformance import scripted_trainer
     from toy import ToyRegression
 
     L.seed_everything(0, verbose=False)
-    trainer = L.Trainer(
-        callbacks=callbacks,
-        default_root_dir=output_dir,
-        max_epochs=2,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-    )
+    trainer = scripted_trainer(callbacks, default_root_dir=output_dir, max_epochs=2)
     model = ToyRegression(lr=lr)
     trainer.fit(model)
     metrics = {key: round(float(value), 6) for key, value in trainer.callback_metrics.items()}

@@ -23,6 +23,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from callbridge.adapters.conformance import scripted_trainer
 from torch.utils.data import DataLoader, Dataset
 
 FEATURES = 4
@@ -190,20 +191,13 @@ def run_bridge(
     bridge = to_lightning(list(callbacks), **options)
     module = TinyNetModule(net or TinyNet())
     settings: dict[str, Any] = {
-        "accelerator": "cpu",
-        "devices": 1,
         "max_epochs": int(args.num_train_epochs) if args is not None else 8,
-        "logger": False,
-        "enable_checkpointing": False,
-        "enable_progress_bar": False,
-        "enable_model_summary": False,
-        "num_sanity_val_steps": 0,
         "log_every_n_steps": args.logging_steps if args is not None else 2,
         "default_root_dir": str(root),
         "limit_val_batches": 1.0 if evaluates else 0,
     }
     settings.update(trainer_options)
-    trainer = L.Trainer(callbacks=[*bridge, *lightning_callbacks], **settings)
+    trainer = scripted_trainer([*bridge, *lightning_callbacks], **settings)
     trainer.fit(module, ckpt_path=resume)
     return trainer, bridge[0].callbacks[0]
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from callbridge.adapters.conformance import scripted_trainer
 from torch.utils.data import DataLoader, TensorDataset
 
 #: Lightning's loggers, quiet (WARNING) during a fit so that its info lines do not mix with what callbacks print.
@@ -85,18 +86,7 @@ def train(lr: float, output_dir: str, callbacks: Sequence[Any], *, epochs: int =
     """Fits `TinyRegression` for ``epochs`` with ``callbacks``; writes ``results.json`` (``lr`` and the final
     metrics) into ``output_dir`` (MultiRunGatherer reads it); returns the final metrics."""
     with quiet_lightning():
-        trainer = L.Trainer(
-            callbacks=list(callbacks),
-            default_root_dir=output_dir,
-            max_epochs=epochs,
-            accelerator="cpu",
-            devices=1,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            num_sanity_val_steps=0,
-        )
+        trainer = scripted_trainer(callbacks, default_root_dir=output_dir, max_epochs=epochs)
         trainer.fit(TinyRegression(lr=lr))
     metrics = {key: float(value) for key, value in trainer.callback_metrics.items()}
     os.makedirs(output_dir, exist_ok=True)

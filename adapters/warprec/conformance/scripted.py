@@ -12,6 +12,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from callbridge.adapters.conformance import scripted_trainer
 from torch.utils.data import DataLoader, TensorDataset
 
 #: ``train_loss`` (every training step of an epoch) and ``val_loss`` (the epoch's validation), per epoch.
@@ -90,18 +91,7 @@ class ScriptedModule(L.LightningModule):
 
 def trainer(callbacks: list[Any], epochs: int, checkpointing: bool) -> Any:
     """A quiet CPU ``lightning.Trainer`` for the scripted run (no logger, no progress bar, no sanity check)."""
-    return L.Trainer(
-        callbacks=callbacks,
-        max_epochs=epochs,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        enable_checkpointing=checkpointing,
-        deterministic=True,
-    )
+    return scripted_trainer(callbacks, max_epochs=epochs, enable_checkpointing=checkpointing, deterministic=True)
 
 
 def trainable(config: dict[str, Any]) -> None:
