@@ -1,8 +1,8 @@
 """The report every style's differential harness returns to ``callbridge verify``: checks compared side by side.
 
-A style's ``extras["verify"]`` runs one callback at home (``keras.Model.fit``, a ``@hydra.main`` app, a one-trial
-``ray.tune.Tuner``, ``transformers.Trainer``) and under callbridge, and returns a [`Report`][Report]: one
-[`Check`][Check] per thing compared, each with the first difference it found.
+A style's [`Style.verify`][callbridge.adapters.registry.Style] runs one callback at home (``keras.Model.fit``, a
+``@hydra.main`` app, a one-trial ``ray.tune.Tuner``, ``transformers.Trainer``) and under callbridge, and returns a
+[`Report`][Report]: one [`Check`][Check] per thing compared, each with the first difference it found.
 
 Examples:
     >>> from callbridge.adapters.conformance import Report, compare_sequences, not_compared
@@ -20,9 +20,15 @@ Examples:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-from collections.abc import Callable, Sequence
+import os
+import re
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +40,12 @@ Factory = Callable[[Path], Any]
 @dataclass
 class Check:
     """One comparison: its name, whether both sides agree, and the first difference (``home``/``bridge``);
-    ``note`` says why a check was not compared."""
+    ``note`` says why a check was not compared.
+
+    Examples:
+        >>> Check("stop_epoch", False, home={"at": 0, "value": 3}, bridge={"at": 0, "value": 4}).equal
+        False
+    """
 
     name: str
     equal: bool
@@ -82,7 +93,13 @@ def not_compared(name: str, reason: str) -> Check:
 
 @dataclass
 class Report:
-    """What ``callbridge verify`` prints: the callback, the home side's name, the checks and what each compares."""
+    """What ``callbridge verify`` prints: the callback, the home side's name, the checks and what each compares.
+
+    Examples:
+        >>> report = Report("Cb()", "keras.Model.fit", [compare_sequences("hooks", ["a"], ["b"])], {"hooks": "hooks"})
+        >>> report.equal, report.to_text().splitlines()[-1]
+        (False, 'result: DIFFERENT (1 of 1 checks differ)')
+    """
 
     label: str
     home: str
@@ -150,6 +167,95 @@ def scripted_trainer(callbacks: Sequence[Any], **options: Any) -> Any:
     import lightning as L
 
     return L.Trainer(callbacks=list(callbacks), **{**SCRIPTED_TRAINER, **options})
+
+
+@contextlib.contextmanager
+def side_runs() -> Iterator[None]:
+    """Around one side of a harness: a W&B or MLflow run the side started and left open is finished after it (HF's
+    ``WandbCallback`` never finishes its own), and W&B's process-wide settings are reset when no run was open
+    before, so the other side gets its own run folder (W&B fixes it at its first run otherwise). A run the caller
+    had open stays open. Libraries not imported are left alone.
+
+    MLflow keeps one store per tracking URI string for the whole process (no public reset): a relative
+    ``sqlite:///mlflow.db`` given to a callback resolves in the first side's folder on both sides; give verified
+    callbacks absolute store paths.
+    """
+    mlflow_before = _mlflow_run_id()
+    wandb_before = getattr(sys.modules.get("wandb"), "run", None)
+    try:
+        yield
+    finally:
+        mlflow = sys.modules.get("mlflow")
+        if mlflow is not None and _mlflow_run_id() not in (None, mlflow_before):
+            mlflow.end_run()
+        wandb = sys.modules.get("wandb")
+        if wandb is not None and wandb_before is None:
+            if getattr(wandb, "run", None) is not None:
+                wandb.finish()
+            wandb.teardown()
+
+
+def _mlflow_run_id() -> str | None:
+    mlflow = sys.modules.get("mlflow")
+    run = mlflow.active_run() if mlflow is not None else None
+    return None if run is None else run.info.run_id
+
+
+@contextlib.contextmanager
+def process_preserved() -> Iterator[None]:
+    """Restores after a verify what its runs change process-wide: the working directory, ``sys.argv``, every
+    environment variable, the SIGINT/SIGTERM handlers and ``sys.excepthook`` (Ray installs its own), torch's
+    deterministic-algorithms flag (``Trainer(deterministic=True)``) and MLflow's tracking URI."""
+    cwd, argv, environ, excepthook = os.getcwd(), list(sys.argv), dict(os.environ), sys.excepthook
+    main_thread = threading.current_thread() is threading.main_thread()
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)} if main_thread else {}
+    torch = sys.modules.get("torch")
+    deterministic = (
+        (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+        if torch is not None
+        else None
+    )
+    mlflow = sys.modules.get("mlflow")
+    tracking_uri = mlflow.get_tracking_uri() if mlflow is not None and mlflow.is_tracking_uri_set() else None
+    try:
+        yield
+    finally:
+        os.chdir(cwd)
+        sys.argv[:] = argv
+        sys.excepthook = excepthook
+        for sig, handler in handlers.items():
+            if handler is not None:
+                signal.signal(sig, handler)
+        torch = sys.modules.get("torch")
+        if torch is not None:
+            enabled, warn_only = deterministic or (False, False)
+            torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+        mlflow = sys.modules.get("mlflow")
+        if mlflow is not None:
+            mlflow.set_tracking_uri(tracking_uri)  # None: unset, as before
+        os.environ.clear()
+        os.environ.update(environ)
+
+
+_WANDB_RUN = re.compile(r"^(?P<parent>(?:.*/)?wandb)/(?P<kind>offline-run|run)-\d{8}_\d{6}-[^/]+(?:/|$)")
+
+
+def wandb_entry(name: str) -> str | None:
+    """How a file's path (relative to a side) is compared when W&B wrote it: its run folder by name, with the date
+    and run id masked (``".../wandb/offline-run-<date>-<id>/"``; the logs inside hold clock times and the history
+    is binary), ``""`` for W&B's other files (debug logs, ``latest-run``: leave them out), ``None`` when W&B did
+    not write it.
+
+    Examples:
+        >>> wandb_entry("wandb/offline-run-20261123_143912-zdla0s3m/logs/debug.log")
+        'wandb/offline-run-<date>-<id>/'
+        >>> wandb_entry("wandb/debug.log"), wandb_entry("results/progress.csv")
+        ('', None)
+    """
+    run = _WANDB_RUN.match(name)
+    if run:
+        return f"{run['parent']}/{run['kind']}-<date>-<id>/"
+    return "" if re.match(r"^(?:.*/)?wandb/", name) else None
 
 
 def _wrapped(value: Any, width: int) -> list[str]:

@@ -12,6 +12,7 @@ pytest.importorskip("transformers")
 pytest.importorskip("mlflow")
 
 from callbridge.adapters.cli import main
+from process_state import process_state
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "hf_verify"
 
@@ -22,14 +23,17 @@ def test_verify_hf_early_stopping_is_equal(capsys, tmp_path, monkeypatch):
     assert main([*args, "--keep", str(tmp_path / "runs")]) == 0
     out = capsys.readouterr().out
     assert "callbridge verify: transformers:EarlyStoppingCallback(early_stopping_patience=2)" in out
-    assert "control          equal" in out and "result: equal (0 of 10 checks differ)" in out
-    # both sides ran where --keep says, and the callback stopped them (scripted evaluations: stop at step 16)
+    assert "control          equal" in out and "result: equal (0 of 9 checks differ)" in out
+    assert "output           -          not compared: nothing printed to stdout on either side" in out
+    # both sides ran where --keep says (tests/test_hf_conformance.py checks where this callback stops: step 16)
     assert {p.name for p in (tmp_path / "runs").iterdir()} == {"transformers", "callbridge"}
 
 
 def test_verify_mlflow_callback_compares_the_store_as_json(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    before = process_state()
     assert main(["verify", "transformers.integrations:MLflowCallback", "--epochs", "2", "--json"]) == 0
+    assert process_state() == before  # no MLflow URI, environment variable or handler left behind
     report = json.loads(capsys.readouterr().out)
     assert report["equal"] is True and report["home"] == "transformers.Trainer"
     assert [c["name"] for c in report["checks"]][:3] == ["hooks", "prediction_steps", "arguments"]
@@ -77,4 +81,19 @@ def test_verify_hf_builtins_are_equal(target, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["verify", target, "--epochs", "3"]) == 0
     out = capsys.readouterr().out
-    assert "output           equal" in out and "files            equal" in out
+    assert "files            equal" in out and "result: equal" in out
+    assert ("output           equal" in out) == (target == "transformers:PrinterCallback")  # the others print nothing
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--epochs", "0"], "expected a whole number of epochs >= 1, got '0'"),
+        (["--keep", "."], "must be a new or empty folder"),
+    ],
+)
+def test_verify_refuses_bad_epochs_and_a_used_keep_folder(args, message, capsys, tmp_path, monkeypatch):
+    (tmp_path / "earlier.txt").write_text("a file of an earlier run")
+    monkeypatch.chdir(tmp_path)
+    assert main(["verify", "transformers:PrinterCallback", *args]) == 2
+    assert message in capsys.readouterr().err

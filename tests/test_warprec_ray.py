@@ -407,7 +407,8 @@ def test_hooks_see_the_same_order_arguments_statuses_and_objects(runs):
     assert re.fullmatch(r"MatrixFactorization_<id>_00000", start["name"]) and start["id"] == "<id>_00000"
     (checkpoint, *_) = [seen["checkpoint"] for name, seen in bridge.trace if name == "on_checkpoint"]
     assert checkpoint == {"type": "ray.tune.Checkpoint", "ray.train.Checkpoint": True, "on_disk": True}
-    assert len(set(home.trials)) == len(set(bridge.trials)) == 1  # one trial object, shared by every callback
+    # one trial object, shared by every callback (the recorder keeps the objects, so their ids stay unique)
+    assert len({id(t) for t in home.trials}) == len({id(t) for t in bridge.trials}) == 1
 
 
 # -- callbridge verify: the same comparison as a user command (one Tuner trial against one plain fit) -----------
@@ -420,8 +421,11 @@ def _check_line(out: str, name: str, result: str) -> bool:
 
 def test_verify_rays_logger_callbacks_are_equal(local_ray, tmp_path, capsys):
     from callbridge.adapters.cli import main
+    from process_state import process_state
 
+    before = process_state()
     assert main(["verify", "ray.tune.logger:JsonLoggerCallback", "--keep", str(tmp_path)]) == 0
+    assert process_state() == before  # Trainer(deterministic=True), seed_everything, Ray's handlers: restored
     out = capsys.readouterr().out
     assert "callbridge verify: ray.tune.logger:JsonLoggerCallback()" in out
     for check in ("hooks", "arguments", "results", "trials", "files", "output", "error"):

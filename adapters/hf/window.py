@@ -41,7 +41,14 @@ def filtered_sum(values: torch.Tensor, divisors: list[int]) -> torch.Tensor:
 class LossWindow:
     """The batch losses of one logging window, kept on their device (no host sync, no math per step) until
     `drain` sums them; with ``nan_filter`` (HF's ``logging_nan_inf_filter``) a NaN/inf loss adds the sum so far
-    over its divisor, as HF adds it. A window longer than `FOLD_AT` losses is folded into one tensor."""
+    over its divisor, as HF adds it. A window longer than `FOLD_AT` losses is folded into one tensor.
+
+    Examples:
+        >>> window = LossWindow(nan_filter=False)
+        >>> window.add(torch.tensor(0.5), 1); window.add(torch.tensor(1.5), 2)
+        >>> len(window), window.drain(), len(window)
+        (2, 2.0, 0)
+    """
 
     def __init__(self, nan_filter: bool) -> None:
         self.nan_filter = nan_filter

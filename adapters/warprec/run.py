@@ -90,9 +90,8 @@ class TuneRun:
         self._resumed = False
         self._pending: _Report | None = None
         self.experiment_open = False
-        self.callback_failed = (
-            False  # a callback's Ray Tune hook raised: Tune ends the experiment, the trial is not failed
-        )
+        # a callback's Ray Tune hook raised: Tune ends the experiment, the trial is not failed
+        self.callback_failed = False
         self._node_ip: str | None = None
         self._reset_counters()
 

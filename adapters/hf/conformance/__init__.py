@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from callbridge.adapters.conformance import Check, Factory, Report, compare_sequences
+from callbridge.adapters.conformance import Check, Factory, Report, compare_sequences, not_compared
 
 #: The checks, in report order, with what each compares.
 CHECKS: dict[str, str] = {
@@ -29,7 +29,7 @@ CHECKS: dict[str, str] = {
     "logs": "the logs of on_log and the metrics of on_evaluate (timings left out)",
     "control": "the TrainerControl flags set after each event",
     "state": "TrainerState after training: global_step, epoch, best_metric/step/checkpoint, log_history",
-    "output": "what was printed (timings masked)",
+    "output": "what was printed to stdout (timings masked; progress bars and warnings go to stderr)",
     "files": "the files written: names, text content, TensorBoard tags and steps (checkpoint folders by name)",
     "weights": "the model's final weights",
     "error": "the exception training raised, if any",
@@ -70,7 +70,10 @@ def compare(home: dict[str, Any], bridge: dict[str, Any]) -> list[Check]:
         "weights": ([home["weights"]], [bridge["weights"]]),
         "error": ([home["error"]], [bridge["error"]]),
     }
-    return [compare_sequences(name, *pairs[name], rel=1e-4, abs_tol=1e-6) for name in CHECKS]
+    checks = [compare_sequences(name, *pairs[name], rel=1e-4, abs_tol=1e-6) for name in CHECKS]
+    if not home["output"] and not bridge["output"]:  # "equal" would claim a comparison that did not happen
+        checks[list(CHECKS).index("output")] = not_compared("output", "nothing printed to stdout on either side")
+    return checks
 
 
 def _kwargs_by_event(trace: list[dict[str, Any]]) -> list[tuple[str, list[str]]]:

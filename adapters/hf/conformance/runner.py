@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from callbridge.adapters.conformance import Factory
+from callbridge.adapters.conformance import Factory, process_preserved, side_runs, wandb_entry
 from callbridge.adapters.hf import EVENTS
 from callbridge.adapters.hf.conformance import scripted
 
@@ -79,47 +79,21 @@ def normalize_output(text: str) -> str:
 
 @contextlib.contextmanager
 def _side_environment(folder: Path) -> Iterator[None]:
-    """Runs in ``folder``, with MLflow's, TensorBoard's and W&B's default locations in it; restores everything
-    after."""
-    keys = ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME", "TENSORBOARD_LOGGING_DIR", "WANDB_DIR")
-    previous_env = {key: os.environ.get(key) for key in keys}
-    cwd = os.getcwd()
-    mlflow = _imported("mlflow")
-    previous_uri = mlflow.get_tracking_uri() if mlflow is not None else None
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    scripted.set_env(MLFLOW_TRACKING_URI=uri, MLFLOW_RUN_ID=None, MLFLOW_EXPERIMENT_NAME=None)
-    scripted.set_env(TENSORBOARD_LOGGING_DIR=None, WANDB_DIR=str(folder))  # W&B keeps its first run's dir otherwise
-    if mlflow is not None:
-        mlflow.set_tracking_uri(uri)  # an earlier set_tracking_uri in this process wins over the variable
-    os.chdir(folder)
-    try:
-        yield
-    finally:
-        _finish_open_runs()  # a run a side left open (HF's WandbCallback never finishes its own) stays its own
-        os.chdir(cwd)
-        scripted.set_env(**previous_env)
+    """Runs in ``folder``, with MLflow's, TensorBoard's and W&B's default locations in it (see `side_runs`);
+    restores the process after (`process_preserved`)."""
+    with process_preserved(), side_runs():
+        uri = f"sqlite:///{folder / 'mlflow.db'}"
+        scripted.set_env(MLFLOW_TRACKING_URI=uri, MLFLOW_RUN_ID=None, MLFLOW_EXPERIMENT_NAME=None)
+        scripted.set_env(TENSORBOARD_LOGGING_DIR=None, WANDB_DIR=str(folder))  # W&B: see side_runs
+        mlflow = sys.modules.get("mlflow")
         if mlflow is not None:
-            with contextlib.suppress(Exception):
+            mlflow.set_tracking_uri(uri)  # an earlier set_tracking_uri in this process wins over the variable
+        os.chdir(folder)
+        try:
+            yield
+        finally:
+            if mlflow is not None:
                 mlflow.flush_async_logging()
-            mlflow.set_tracking_uri(previous_uri)
-
-
-def _finish_open_runs() -> None:
-    wandb = sys.modules.get("wandb")
-    if wandb is not None:
-        if getattr(wandb, "run", None) is not None:
-            wandb.finish()
-        wandb.teardown()  # W&B's process-wide settings (its run dir) are read again at the next run
-    mlflow = sys.modules.get("mlflow")
-    if mlflow is not None and mlflow.active_run() is not None:
-        mlflow.end_run()
-
-
-def _imported(name: str) -> Any:
-    try:
-        return __import__(name)
-    except ImportError:
-        return None
 
 
 def run_side(side: str, make: Factory, folder: Path, epochs: int) -> dict[str, Any]:
@@ -127,17 +101,17 @@ def run_side(side: str, make: Factory, folder: Path, epochs: int) -> dict[str, A
     returns what was observed: trace, output, state, weights, files, error."""
     folder = folder.resolve()
     folder.mkdir(parents=True, exist_ok=True)
-    callback = make(folder)
-    callback = callback() if isinstance(callback, type) else callback
     trace: list[dict[str, Any]] = []
-    instrument(callback, trace)
     args = scripted.training_args(
         folder / "output", num_train_epochs=epochs, metric_for_best_model="loss", greater_is_better=False
     )
     printed = io.StringIO()
     error = None
-    state = net = None
+    state = None
     with contextlib.redirect_stdout(printed), _side_environment(folder):
+        callback = make(folder)  # built inside its side's folder, as the Factory contract says
+        callback = callback() if isinstance(callback, type) else callback
+        instrument(callback, trace)
         net = scripted.TinyNet()
         try:
             if side == "home":
@@ -175,8 +149,7 @@ _CHECKPOINT = re.compile(r"(^|/)(checkpoint-\d+)/.+$")
 _EVENTS_FILE = re.compile(r"events\.out\.tfevents\.[^/]+$")
 _RUN_ID = re.compile(r"\b[0-9a-f]{32}\b")  # MLflow's run folders
 _RUN_DIR = re.compile(r"runs/[A-Z][a-z]{2}\d\d_\d\d-\d\d-\d\d_[^/]+")  # HF's default logging dir
-_WANDB_RUN = re.compile(r"(offline-run|run)-\d{8}_\d{6}-[0-9a-z]+")
-_LIGHTNING_OWN = re.compile(r"(^|/)(lightning_logs|checkpoints)(/|$)")
+_LIGHTNING_OWN = re.compile(r"^lightning_logs/")  # the bridge runs without a logger: only if a callback adds one
 
 
 def files(folder: Path) -> dict[str, Any]:
@@ -190,11 +163,10 @@ def files(folder: Path) -> dict[str, Any]:
         if path.is_dir() or _LIGHTNING_OWN.search(rel):
             continue
         checkpoint = _CHECKPOINT.search(rel)
-        wandb_run = _WANDB_RUN.search(rel)
-        if rel.startswith("wandb/") and wandb_run:  # its logs hold clock times, its history is binary
-            found[f"wandb/{wandb_run.group(1)}-<date>-<id>/"] = "<wandb run>"
-        elif rel.startswith("wandb/"):
-            found[rel] = "<wandb>"
+        wandb = wandb_entry(rel)
+        if wandb is not None:
+            if wandb:
+                found[wandb] = "<wandb run>"
         elif checkpoint:
             found[rel[: checkpoint.end(2)] + "/"] = "<checkpoint>"
         elif _EVENTS_FILE.search(rel):

@@ -11,7 +11,8 @@ Examples:
     >>> from pathlib import Path
     >>> from hydra.experimental.callbacks import LogJobReturnCallback
     >>> from callbridge.adapters.hydra.conformance import verify
-    >>> report = verify(lambda d: LogJobReturnCallback(), Path(tempfile.mkdtemp()), label="LogJobReturn", epochs=1)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     report = verify(lambda d: LogJobReturnCallback(), Path(tmp), label="LogJobReturn", epochs=1)
     >>> report.equal, [c.name for c in report.checks][:3]
     (True, ['run.hooks', 'run.args', 'run.logs'])
 """

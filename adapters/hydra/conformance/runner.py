@@ -23,12 +23,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from callbridge.adapters.conformance import Factory
 from callbridge.adapters.hydra.conformance import app
 from callbridge.adapters.hydra.conformance.probe import HOOKS, relative_to, summarize
 from callbridge.adapters.hydra.conformance.snapshot import normalize_text, snapshot
 from callbridge.adapters.hydra.conformance.task import train
 
-Factory = Callable[[Path], Any]
 MODES = ("run", "multirun")
 
 
@@ -150,7 +150,7 @@ def run_side(side: str, make: Factory, conf: Path, workdir: Path, mode: str) -> 
         "logs": [(name, level, normalize_text(message, base)) for name, level, message in captured["logs"].records],
         "output": normalize_text(captured["output"], base),
         "error": [*(normalize_text(w, base) for w in raised), error],
-        **snapshot(base),
+        **snapshot(base, probe=False),
     }
 
 

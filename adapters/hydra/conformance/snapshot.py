@@ -140,10 +140,11 @@ def contents_of(path: Path, base: Path) -> Any:
     return None
 
 
-def snapshot(base: Path) -> dict[str, Any]:
+def snapshot(base: Path, *, probe: bool = True) -> dict[str, Any]:
     """Everything a run in ``base`` left behind, normalized (see the module): ``files`` (sorted relative paths),
     ``links`` (path: normalized target), ``contents`` (path: normalized content; Hydra's own files left out, see
-    `HYDRA_OWN`), and the probe's ``events`` and ``logs`` when ``base`` has them."""
+    `HYDRA_OWN`), and, with ``probe``, the test probe's ``events`` and ``logs`` (`PROBE_FILES`) read apart from
+    the files. Without ``probe`` (``callbridge verify``) files of those names are the callback's, like any other."""
     base = Path(base)
     files, links, contents = [], {}, {}
     for root, dirs, names in os.walk(base):
@@ -153,7 +154,7 @@ def snapshot(base: Path) -> dict[str, Any]:
             if path.is_symlink():
                 links[rel] = normalize_text(os.readlink(path), base)
                 continue
-            if path.is_dir() or rel in PROBE_FILES:
+            if path.is_dir() or (probe and rel in PROBE_FILES):
                 continue
             match = _MONITOR_TRACE.search(rel)
             files.append(_MONITOR_TRACE.sub(r".\g<name>,\g<id>_p<pid>_t<time>_f\g<f>", rel) if match else rel)
@@ -163,13 +164,13 @@ def snapshot(base: Path) -> dict[str, Any]:
             if content is not None:
                 contents[rel] = content
     snap: dict[str, Any] = {"files": sorted(files), "links": dict(sorted(links.items())), "contents": contents}
-    if (base / "events.jsonl").exists():
+    if probe and (base / "events.jsonl").exists():
         events = [json.loads(line) for line in (base / "events.jsonl").read_text().splitlines()]
         for event in events:  # the app's config name differs by design (home / bridge)
             if event.get("config_name") is not None:
                 event["config_name"] = "<config_name>"
         snap["events"] = [plain(e, base) for e in events]
-    if (base / "logs.jsonl").exists():
+    if probe and (base / "logs.jsonl").exists():
         logs = [json.loads(line) for line in (base / "logs.jsonl").read_text().splitlines()]
         snap["logs"] = [(r["logger"], r["level"], normalize_text(r["message"], base)) for r in logs]
     return snap

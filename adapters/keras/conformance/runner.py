@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from callbridge.adapters.conformance import Factory
 from callbridge.adapters.keras.conformance.scripted import Script, keras_model, lightning_module
 from callbridge.adapters.keras.detect import KERAS_HOOKS, overrides
 from callbridge.callbacks import Callback, CallbackContext
 
-#: ``make(workdir) -> callback``: builds a fresh callback (called once per side, inside that side's directory).
-Factory = Callable[[Path], Any]
 #: ``probe(workdir) -> data``: collects side effects the files alone do not show (an MLflow store's runs).
 Probe = Callable[[Path], Any]
 

@@ -7,7 +7,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from callbridge.adapters.conformance import Check, Report, compare_sequences, not_compared
+from callbridge.adapters.conformance import Check, Report, compare_sequences, not_compared, wandb_entry
 from callbridge.adapters.warprec.conformance.normalize import file_content, normalize_name, normalize_text
 from callbridge.adapters.warprec.conformance.runner import CHECKPOINTS, EXPERIMENT, STORAGE, Recorder
 from callbridge.adapters.warprec.hooks import WARPREC_HOOKS
@@ -45,7 +45,11 @@ def side_files(side: Path, skip: list[str]) -> list[list[Any]]:
         name = path.relative_to(side).as_posix()
         if not path.is_file() or name in skip or _TUNE_OWN.match(name) or name.startswith(f"{CHECKPOINTS}/"):
             continue
-        rows.append([normalize_name(name), file_content(path, side)])
+        wandb = wandb_entry(name)
+        if wandb is None:
+            rows.append([normalize_name(name), file_content(path, side)])
+        elif wandb and [normalize_name(wandb), "<wandb run>"] not in rows:
+            rows.append([normalize_name(wandb), "<wandb run>"])
     return sorted(rows, key=lambda row: row[0])
 
 
@@ -71,7 +75,7 @@ def compare(home: tuple[Recorder, str | None], bridge: tuple[Recorder, str | Non
             *(
                 [
                     *([e[0], e[1]["trial"]] for e in ray_trace(r) if "trial" in e[1]),
-                    f"{len(set(r.trials))} trial object(s)",
+                    f"{len({id(trial) for trial in r.trials})} trial object(s)",
                 ]
                 for r in (h, b)
             ),

@@ -13,11 +13,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from callbridge.adapters.conformance import Factory, process_preserved, side_runs
 from callbridge.adapters.warprec.conformance.normalize import normalize_result, plain, summarize_trial
 from callbridge.adapters.warprec.hooks import RAY_HOOKS, WARPREC_HOOKS, overrides
 
-#: ``make(workdir) -> callback``: builds a fresh callback (called once per side, inside that side's directory).
-Factory = Callable[[Path], Any]
 #: Ray Tune hooks recorded (``get_state``/``set_state`` are not: Tune calls them when it saves its experiment
 #: state, callbridge when Lightning saves a checkpoint).
 RECORDED_HOOKS: tuple[str, ...] = tuple(hook for hook in RAY_HOOKS if hook not in ("get_state", "set_state"))
@@ -47,7 +46,7 @@ class Recorder:
     def __init__(self, side: Path) -> None:
         self.side = side
         self.trace: list[list[Any]] = []
-        self.trials: list[int] = []
+        self.trials: list[Any] = []
         self.trial_ids: list[str] = []
         self.printed = io.StringIO()
         self.warprec: list[str] = []
@@ -87,7 +86,7 @@ class Recorder:
             if name == "iteration":
                 summary[name] = type(value).__name__  # Tune's event-loop counter; the global step here (documented)
             elif name == "trial":
-                self.trials.append(id(value))
+                self.trials.append(value)  # the object itself: an id could be reused once a trial is freed
                 self.trial_ids.append(str(getattr(value, "trial_id", "")))
                 summary[name] = summarize_trial(value, self.side)
             elif name == "trials":
@@ -123,29 +122,24 @@ _RAY_LOGGERS = ("ray", "ray.tune", "ray.train")
 @contextlib.contextmanager
 def contained(side: Path, **env: str) -> Iterator[io.StringIO]:
     """Inside ``side`` with ``env`` set, other output captured (kept for errors), warnings recorded, Lightning's
-    info lines quiet; all restored."""
+    info lines quiet, runs the side left open finished (`side_runs`); the process restored after
+    (`process_preserved`: the working dir, environment, signal handlers Ray installs, torch's determinism)."""
     side.mkdir(parents=True, exist_ok=True)
-    previous, saved = Path.cwd(), {name: os.environ.get(name) for name in env}
     noise = io.StringIO()
     quiet = [logging.getLogger(name) for name in (*_LIGHTNING_LOGGERS, *_RAY_LOGGERS)]
     levels = [logger.level for logger in quiet]
-    os.chdir(side)
-    os.environ.update(env)
-    try:
-        for logger in quiet:
-            logger.setLevel(logging.ERROR if logger.name in _RAY_LOGGERS else logging.WARNING)
-        redirect_out, redirect_err = contextlib.redirect_stdout(noise), contextlib.redirect_stderr(noise)
-        with warnings.catch_warnings(record=True), redirect_out, redirect_err:
-            yield noise
-    finally:
-        os.chdir(previous)
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        for logger, level in zip(quiet, levels, strict=True):
-            logger.setLevel(level)
+    with process_preserved(), side_runs():
+        os.chdir(side)
+        os.environ.update(env)
+        try:
+            for logger in quiet:
+                logger.setLevel(logging.ERROR if logger.name in _RAY_LOGGERS else logging.WARNING)
+            redirect_out, redirect_err = contextlib.redirect_stdout(noise), contextlib.redirect_stderr(noise)
+            with warnings.catch_warnings(record=True), redirect_out, redirect_err:
+                yield noise
+        finally:
+            for logger, level in zip(quiet, levels, strict=True):
+                logger.setLevel(level)
 
 
 def _error(error: BaseException) -> str:
