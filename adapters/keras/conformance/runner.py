@@ -23,7 +23,8 @@ from callbridge.callbacks import Callback, CallbackContext
 Probe = Callable[[Path], Any]
 
 _TIMES = re.compile(
-    r"\d+(\.\d+)?\s?(ms|us|µs|s)(/step|/it|/batch|/epoch)?\b|\d+:\d\d(:\d\d)?|[\d.?]+\s?(it|batch|epoch)/s"
+    r"\d+(\.\d+)?\s?(ms|us|µs|s)(/step|/it|/batch|/epoch)?\b|[\d.?]+\s?(it|batch|epoch)/s"
+    r"|(?:(?<=[\[<])|(?<=ETA: ))\d+:\d\d(:\d\d)?"  # clock times only where tqdm and Keras print them
 )
 
 
@@ -34,7 +35,12 @@ _BAR = re.compile(r"\|[#\d ]+\|")  # a text progress bar's body: its width follo
 
 def normalize_output(text: str) -> str:
     """Printed text without what depends on the clock (durations, rates), terminal colours and backspaces,
-    with ``\\r`` redraws as lines."""
+    with ``\\r`` redraws as lines. A clock time is masked only where a progress bar prints one.
+
+    Examples:
+        >>> normalize_output("epoch 1:10 done [00:01<00:02, 3.52it/s]\\r2/2 - 0s 12ms/step - loss: 0.5")
+        'epoch 1:10 done [<t><<t>, <t>]\\n2/2 - <t> <t> - loss: 0.5'
+    """
     text = _REDRAW.sub("", text)
     lines = [
         _BAR.sub("|<bar>|", _PADDED.sub(" <t>", _TIMES.sub("<t>", line))).rstrip()
