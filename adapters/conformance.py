@@ -54,6 +54,30 @@ class Check:
     note: str = ""
 
 
+def plain(value: Any) -> Any:
+    """A value as comparable, JSON-friendly data: numbers, strings and containers kept, other objects (tensors,
+    arrays, trials) by type name.
+
+    Examples:
+        >>> plain({"loss": 0.5, "tags": ("a", 1), "model": object()})
+        {'loss': 0.5, 'tags': ['a', 1], 'model': {'type': 'object'}}
+    """
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return {"type": type(value).__qualname__}
+
+
+def error_text(error: BaseException) -> str:
+    """How a side's exception is compared: ``"Type: message"`` (``"exit N"`` for ``SystemExit``)."""
+    if isinstance(error, SystemExit):
+        return f"exit {error.code}"
+    return f"{type(error).__name__}: {error}"
+
+
 def close(a: Any, b: Any, rel: float = 1e-5, abs_tol: float = 1e-6) -> bool:
     """Structural equality with a float tolerance (float32 on one side, float64 on the other); NaN equals NaN."""
     if isinstance(a, bool) or isinstance(b, bool):

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from callbridge.adapters.conformance import Factory, process_preserved, side_runs, wandb_entry
+from callbridge.adapters.conformance import Factory, error_text, plain, process_preserved, side_runs, wandb_entry
 from callbridge.adapters.hf import EVENTS
 from callbridge.adapters.hf.conformance import scripted
 
@@ -22,20 +22,9 @@ CONTROL_FLAGS = ("should_training_stop", "should_epoch_stop", "should_save", "sh
 _TIMED = re.compile(r"'(\w+_(?:runtime|per_second))': '?[-+\d.e]+'?")
 
 
-def _plain(value: Any) -> Any:
-    """A logged value as comparable data (numbers stay numbers, tensors and others become their repr type)."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    return {"type": type(value).__name__}
-
-
 def without_timings(logs: dict[str, Any]) -> dict[str, Any]:
     """A log entry without the values that measure time (`scripted.without_timings`), as comparable data."""
-    return {key: _plain(value) for key, value in scripted.without_timings(logs).items()}
+    return {key: plain(value) for key, value in scripted.without_timings(logs).items()}
 
 
 def instrument(callback: Any, trace: list[dict[str, Any]]) -> None:
@@ -120,7 +109,7 @@ def run_side(side: str, make: Factory, folder: Path, epochs: int) -> dict[str, A
                 _, adapter = scripted.run_bridge([callback], args, root=folder, net=net)
                 state = adapter.state
         except Exception as exc:  # the callback raised: compared as the error check
-            error = f"{type(exc).__name__}: {exc}"
+            error = error_text(exc)
     return {
         "trace": trace,
         "output": normalize_output(printed.getvalue()),

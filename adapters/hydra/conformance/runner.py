@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from callbridge.adapters.conformance import Factory
+from callbridge.adapters.conformance import Factory, error_text
 from callbridge.adapters.hydra.conformance import app
 from callbridge.adapters.hydra.conformance.probe import HOOKS, relative_to, summarize
 from callbridge.adapters.hydra.conformance.snapshot import normalize_text, snapshot
@@ -122,12 +122,6 @@ def _captured(base: Path) -> Iterator[dict[str, Any]]:
                 out["warnings"] = [str(w.message) for w in caught]
 
 
-def _error(error: BaseException) -> str:
-    if isinstance(error, SystemExit):
-        return f"exit {error.code}"
-    return f"{type(error).__name__}: {error}"
-
-
 def run_side(side: str, make: Factory, conf: Path, workdir: Path, mode: str) -> dict[str, Any]:
     """One side (``home``/``bridge``) in one mode (``run``/``multirun``) in ``workdir``: what the callback did."""
     base = (workdir / mode).resolve()
@@ -143,7 +137,7 @@ def run_side(side: str, make: Factory, conf: Path, workdir: Path, mode: str) -> 
             else:
                 _bridge(callback, conf, mode)
         except (Exception, SystemExit) as exc:
-            error = _error(exc)
+            error = error_text(exc)
     raised = [w for w in captured["warnings"] if w.startswith("Callback ") and " raised " in w]
     return {
         "trace": trace,

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from callbridge.adapters.conformance import Factory
+from callbridge.adapters.conformance import Factory, error_text, scripted_trainer
 from callbridge.adapters.keras.conformance.scripted import Script, keras_model, lightning_module
 from callbridge.adapters.keras.detect import KERAS_HOOKS, overrides
 from callbridge.callbacks import Callback, CallbackContext
@@ -127,10 +127,6 @@ def files_in(workdir: Path) -> dict[str, str]:
     return out
 
 
-def _error(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"
-
-
 def run_home(make: Factory, script: Script, workdir: Path, probe: Probe | None = None) -> dict[str, Any]:
     """The callback under ``keras.Model.fit`` (validation each epoch), then ``evaluate`` and ``predict``."""
     import keras
@@ -166,7 +162,7 @@ def run_home(make: Factory, script: Script, workdir: Path, probe: Probe | None =
             model.evaluate(x_val, y_val, batch_size=size, verbose=script.verbose, callbacks=[callback])
             model.predict(x_val, batch_size=size, verbose=script.verbose, callbacks=[callback])
         except Exception as exc:
-            error = _error(exc)
+            error = error_text(exc)
     return {
         "trace": trace,
         "output": normalize_output(printed.getvalue()),
@@ -205,7 +201,6 @@ class _Observer(Callback):
 def run_bridge(make: Factory, script: Script, workdir: Path, probe: Probe | None = None) -> dict[str, Any]:
     """The callback under a Lightning Trainer through ``to_lightning``: ``fit`` (validation each epoch),
     then ``test`` and ``predict`` on the validation data."""
-    import lightning as L
     from callbridge.adapters import to_lightning
     from callbridge.adapters.keras.adapter import KerasAdapter
 
@@ -220,25 +215,14 @@ def run_bridge(make: Factory, script: Script, workdir: Path, probe: Probe | None
         instrument(callback, trace)
         try:
             callbacks = to_lightning([callback, observer], verbose=script.verbose)
-            trainer = L.Trainer(
-                max_epochs=script.epochs,
-                callbacks=callbacks,
-                logger=False,
-                enable_checkpointing=False,
-                enable_progress_bar=False,
-                enable_model_summary=False,
-                num_sanity_val_steps=0,
-                accelerator="cpu",
-                devices=1,
-                default_root_dir=str(workdir),
-            )
+            trainer = scripted_trainer(callbacks, max_epochs=script.epochs, default_root_dir=str(workdir))
             adapter = next(cb for cb in callbacks[0].callbacks if isinstance(cb, KerasAdapter))
             trainer.fit(module)
             history = adapter.model.history.history
             trainer.test(module, verbose=False)
             trainer.predict(module)
         except Exception as exc:
-            error = _error(exc)
+            error = error_text(exc)
     weight, bias = (p.detach().cpu().numpy() for p in module.layer.parameters())
     if trainer is not None:  # read after the run: an exception may have skipped the observer's on_train_end
         observer.steps = trainer.global_step

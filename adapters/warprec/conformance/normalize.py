@@ -18,6 +18,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from callbridge.adapters.conformance import plain
+
 #: Result keys whose values depend on the process, the clock or where the checkpoint lives (docs/warprec.md).
 VOLATILE: frozenset[str] = frozenset(
     {"timestamp", "date", "pid", "hostname", "node_ip", "trial_id", "checkpoint_dir_name"}
@@ -33,17 +35,6 @@ _EVENTS = re.compile(r"(events\.out\.tfevents)\.[^/]*")
 def volatile(key: str) -> bool:
     """A result key whose value is masked: `VOLATILE` and every ``time_*`` key."""
     return key in VOLATILE or key.startswith("time_")
-
-
-def plain(value: Any) -> Any:
-    """A value as JSON-friendly data: numbers, strings and containers kept, other objects by type name."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    return {"type": type(value).__qualname__}
 
 
 def normalize_result(result: Any) -> Any:

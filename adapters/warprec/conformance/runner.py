@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from callbridge.adapters.conformance import Factory, process_preserved, side_runs
-from callbridge.adapters.warprec.conformance.normalize import normalize_result, plain, summarize_trial
+from callbridge.adapters.conformance import Factory, plain, process_preserved, side_runs
+from callbridge.adapters.warprec.conformance.normalize import normalize_result, summarize_trial
 from callbridge.adapters.warprec.hooks import RAY_HOOKS, WARPREC_HOOKS, overrides
 
 #: Ray Tune hooks recorded (``get_state``/``set_state`` are not: Tune calls them when it saves its experiment
